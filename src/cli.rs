@@ -1,0 +1,200 @@
+//! Command line: clap derive, doc comments are the help text.
+//!
+//! Flags cover the simple cases so that `--post-renderer-args` alone can carry a patch; a spec file
+//! (`--config`) covers everything. Flags and file combine: flag lists are appended to the file's,
+//! flag scalars override it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, SpecProblem};
+use crate::spec::{HostAlias, OneOrMany, RunnerPatchSpec, Selector};
+
+const AFTER_HELP: &str = "\
+Examples:
+  # Patch a rendered stream (stdin → stdout)
+  helm template gitlab-runner gitlab/gitlab-runner -f values.yaml | runner-patch --config runner-patch.yaml
+
+  # Helm 4 (plugin installed with `helm plugin install .`)
+  helm upgrade --install gitlab-runner gitlab/gitlab-runner -f values.yaml \\
+    --post-renderer runner-patch --post-renderer-args --config=runner-patch.yaml
+
+  # Helm 3 (path to the binary)
+  helm upgrade --install gitlab-runner gitlab/gitlab-runner -f values.yaml \\
+    --post-renderer runner-patch --post-renderer-args --host-alias=172.25.25.32=registry.example.com
+
+  # Flags only
+  runner-patch --host-alias 172.25.25.32=gitlab.example.com,registry.example.com --pull-policy if-not-present < all.yaml
+
+Exit status: 0 ok, 2 bad spec or usage, 3 bad input or conflict, 4 no gitlab-runner release found, 1 internal error.";
+
+/// Patch GitLab Runner host aliases, CA volumes and pull policy into rendered gitlab-runner
+/// manifests. Every other document passes through byte for byte.
+#[derive(Debug, Parser)]
+#[command(name = "runner-patch", version, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub patch: PatchArgs,
+}
+
+/// Modes other than the default stream filter.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The stream filter, as the Helm 4 plugin invokes it (same options as the default mode).
+    #[command(name = "helm-post-render")]
+    HelmPostRender(Box<PatchArgs>),
+    /// Print the RunnerPatch CustomResourceDefinition (or, with --json, its JSON schema).
+    Schema {
+        /// Print the JSON schema of a RunnerPatch document instead of the CRD.
+        #[arg(long)]
+        json: bool,
+    },
+    /// KRM function: a ResourceList on stdin (functionConfig = RunnerPatch), a ResourceList on stdout.
+    Krm,
+}
+
+/// Options of the stream filter.
+#[derive(Debug, Args, Default, Clone)]
+pub struct PatchArgs {
+    /// RunnerPatch spec file (YAML, `kind: RunnerPatch`).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "RUNNER_PATCH_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+    /// Host alias for job pods and the manager pod; repeatable.
+    #[arg(long = "host-alias", value_name = "IP=HOST[,HOST…]")]
+    pub host_alias: Vec<String>,
+    /// Job pull policy (always, if-not-present, never); repeatable, in fallback order.
+    #[arg(long = "pull-policy", value_name = "POLICY", value_delimiter = ',')]
+    pub pull_policy: Vec<String>,
+    /// Pull policies jobs may request; repeatable.
+    #[arg(
+        long = "allowed-pull-policy",
+        value_name = "POLICY",
+        value_delimiter = ','
+    )]
+    pub allowed_pull_policy: Vec<String>,
+    /// Only patch the release with this Helm release name (`release` label).
+    #[arg(long, value_name = "NAME")]
+    pub release: Option<String>,
+    /// Only patch releases in this namespace.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Only patch the runner Deployment with this name.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Pass a stream without any gitlab-runner release through instead of failing.
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// Also write error messages to this file (Helm 4 discards a plugin's stderr).
+    #[arg(long, value_name = "FILE", env = "RUNNER_PATCH_ERROR_FILE")]
+    pub error_file: Option<PathBuf>,
+    /// Manifest stream to read instead of stdin (`-` is stdin).
+    #[arg(value_name = "FILE")]
+    pub input: Option<PathBuf>,
+}
+
+impl PatchArgs {
+    /// True when no option that changes the patch was given on the command line.
+    pub fn has_patch_flags(&self) -> bool {
+        !self.host_alias.is_empty()
+            || !self.pull_policy.is_empty()
+            || !self.allowed_pull_policy.is_empty()
+    }
+
+    /// Combines the spec file's content (if any) with the flags.
+    pub fn to_spec(&self, from_file: Option<RunnerPatchSpec>) -> Result<RunnerPatchSpec, Error> {
+        let mut spec = from_file.unwrap_or_default();
+        let mut problems = Vec::new();
+        for (i, raw) in self.host_alias.iter().enumerate() {
+            match raw.split_once('=') {
+                Some((ip, hosts)) if !hosts.is_empty() => spec.host_aliases.push(HostAlias {
+                    ip: ip.trim().to_owned(),
+                    hostnames: hosts
+                        .split(',')
+                        .map(|h| h.trim().to_owned())
+                        .filter(|h| !h.is_empty())
+                        .collect(),
+                    apply_to: None,
+                }),
+                _ => problems.push(SpecProblem {
+                    path: format!("--host-alias[{i}]"),
+                    position: None,
+                    message: format!("{raw:?} is not IP=HOST[,HOST…]"),
+                }),
+            }
+        }
+        if !self.pull_policy.is_empty() {
+            spec.pull_policy = Some(OneOrMany::Many(self.pull_policy.clone()));
+        }
+        if !self.allowed_pull_policy.is_empty() {
+            spec.allowed_pull_policies = Some(self.allowed_pull_policy.clone());
+        }
+        if self.release.is_some() || self.namespace.is_some() || self.name.is_some() {
+            let sel = spec.selector.get_or_insert_with(Selector::default);
+            sel.release = self.release.clone().or(sel.release.take());
+            sel.namespace = self.namespace.clone().or(sel.namespace.take());
+            sel.name = self.name.clone().or(sel.name.take());
+        }
+        spec.allow_missing |= self.allow_missing;
+        if !problems.is_empty() {
+            return Err(Error::Spec {
+                origin: "(command line)".into(),
+                problems,
+            });
+        }
+        crate::spec::check(&spec, "(spec and command line)")?;
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_combine_with_file() {
+        let cli = Cli::parse_from([
+            "runner-patch",
+            "--host-alias",
+            "10.0.0.1=a.example.com,b.example.com",
+            "--pull-policy",
+            "IfNotPresent",
+            "--release",
+            "r",
+        ]);
+        let file = RunnerPatchSpec {
+            allow_missing: true,
+            ..Default::default()
+        };
+        let spec = cli.patch.to_spec(Some(file)).unwrap();
+        assert_eq!(
+            spec.host_aliases[0].hostnames,
+            ["a.example.com", "b.example.com"]
+        );
+        assert_eq!(
+            spec.pull_policy,
+            Some(OneOrMany::Many(vec!["IfNotPresent".into()]))
+        );
+        assert_eq!(spec.selector.unwrap().release.as_deref(), Some("r"));
+        assert!(spec.allow_missing);
+    }
+
+    #[test]
+    fn rejects_malformed_host_alias() {
+        let cli = Cli::parse_from(["runner-patch", "--host-alias", "10.0.0.1"]);
+        assert!(matches!(cli.patch.to_spec(None), Err(Error::Spec { .. })));
+    }
+}

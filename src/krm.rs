@@ -1,0 +1,118 @@
+//! KRM function mode (kustomize `--enable-exec`, kpt): a `ResourceList` in, a `ResourceList` out.
+//!
+//! The items are turned into a plain stream, patched by the same [`crate::patch`] as every other
+//! mode, and read back; items the patch does not touch come back as the same values, annotations
+//! (kustomize's `config.kubernetes.io/*` and `internal.config.kubernetes.io/*`) included. On
+//! failure the output still is a `ResourceList`, with the items unchanged and an error in
+//! `results`, and the caller exits non-zero (kustomize only looks at the exit code).
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{DocRef, Error};
+use crate::{spec, stream, yaml};
+
+/// Runs the function over a ResourceList text; returns the output text and the error, if any.
+pub fn run(input: &str) -> (String, Option<Error>) {
+    let list: Value = match yaml::parse(input) {
+        Ok(v) => v,
+        Err(e) => {
+            let (message, position) = yaml::describe_error(&e);
+            let err = Error::Yaml {
+                index: 1,
+                line: position.map_or(1, |p| p.0),
+                kind: Some("ResourceList".into()),
+                message,
+            };
+            return (render(Vec::new(), Some(&err)), Some(err));
+        }
+    };
+    let items: Vec<Value> = list
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    match patch_items(&list, &items) {
+        Ok(out) => (render(out, None), None),
+        Err(err) => (render(items, Some(&err)), Some(err)),
+    }
+}
+
+fn patch_items(list: &Value, items: &[Value]) -> Result<Vec<Value>, Error> {
+    if list.get("kind").and_then(Value::as_str) != Some("ResourceList") {
+        return Err(spec_error("kind", "input is not a ResourceList".into()));
+    }
+    let config = list.get("functionConfig").cloned().unwrap_or(Value::Null);
+    let spec = spec::from_value(&config, "functionConfig")?;
+    let mut text = String::new();
+    for item in items {
+        text.push_str("---\n");
+        let emitted = yaml::emit(item).map_err(|message| Error::Fidelity {
+            doc: Box::new(DocRef::default()),
+            message,
+        })?;
+        text.push_str(&emitted);
+    }
+    let outcome = crate::patch(&text, &spec)?;
+    let out_stream = stream::split(&outcome.output);
+    out_stream
+        .docs
+        .iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            yaml::parse(d.body).map_err(|e| Error::Yaml {
+                index: d.index,
+                line: d.body_line,
+                kind: None,
+                message: yaml::describe_error(&e).0,
+            })
+        })
+        .collect()
+}
+
+fn spec_error(path: &str, message: String) -> Error {
+    Error::Spec {
+        origin: "functionConfig".into(),
+        problems: vec![crate::error::SpecProblem {
+            path: path.into(),
+            position: None,
+            message,
+        }],
+    }
+}
+
+fn render(items: Vec<Value>, err: Option<&Error>) -> String {
+    let mut list = Map::new();
+    list.insert("apiVersion".into(), json!("config.kubernetes.io/v1"));
+    list.insert("kind".into(), json!("ResourceList"));
+    list.insert("items".into(), Value::Array(items));
+    if let Some(e) = err {
+        let mut result = Map::new();
+        result.insert("message".into(), json!(e.to_string()));
+        result.insert("severity".into(), json!("error"));
+        if let Some(doc) = doc_of(e) {
+            let mut r = Map::new();
+            r.insert("kind".into(), json!(doc.kind));
+            r.insert("name".into(), json!(doc.name));
+            if let Some(ns) = &doc.namespace {
+                r.insert("namespace".into(), json!(ns));
+            }
+            result.insert("resourceRef".into(), Value::Object(r));
+        }
+        if let Error::Field { field, .. } = e {
+            result.insert("field".into(), json!({ "path": field }));
+        }
+        list.insert("results".into(), json!([Value::Object(result)]));
+    }
+    yaml::emit(&Value::Object(list))
+        .unwrap_or_else(|m| format!("# runner-patch: could not render the ResourceList: {m}\n"))
+}
+
+fn doc_of(e: &Error) -> Option<&DocRef> {
+    match e {
+        Error::Field { doc, .. }
+        | Error::Toml { doc, .. }
+        | Error::Pairing { doc, .. }
+        | Error::Fidelity { doc, .. } => Some(doc),
+        _ => None,
+    }
+}

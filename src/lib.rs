@@ -1,0 +1,322 @@
+//! runner-patch: patch every gitlab-runner release in a rendered manifest stream.
+//!
+//! The pipeline, as [`patch`] runs it: [`stream::split`] cuts the text into documents without
+//! parsing YAML → [`locate::find`] parses only runner candidates and pairs each Deployment with
+//! its ConfigMap → [`runner_toml::apply`] edits the embedded TOML → [`pod::apply`] edits the
+//! Deployment and rolls it through `checksum/configmap` → untouched documents are copied byte for
+//! byte and only the changed ones are re-emitted by [`yaml::emit`].
+//!
+//! The library does no I/O and prints nothing; `main` owns stdin, stdout, stderr and exit codes.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod cli;
+pub mod error;
+pub mod krm;
+pub mod locate;
+pub mod pod;
+pub mod runner_toml;
+pub mod schema_check;
+pub mod spec;
+pub mod stream;
+pub mod validate;
+pub mod yaml;
+pub mod yaml_positions;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub use error::{DocRef, Error};
+pub use spec::{RunnerPatch, RunnerPatchSpec};
+
+use crate::error::TomlPosition;
+use crate::locate::Parsed;
+use crate::runner_toml::{Fragment, TomlPatch};
+use crate::spec::ApplyTo;
+use crate::stream::Doc;
+
+/// The result of a successful run.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The complete output stream.
+    pub output: String,
+    /// Things the user should know that do not stop the run.
+    pub warnings: Vec<String>,
+    /// One line per patched release (`Deployment ns/name`), in stream order.
+    pub releases: Vec<String>,
+}
+
+/// Patches every selected gitlab-runner release in `input` according to `spec`.
+pub fn patch(input: &str, spec: &RunnerPatchSpec) -> Result<Outcome, Error> {
+    let stream = stream::split(input);
+    let passthrough = || Outcome {
+        output: input.to_owned(),
+        ..Outcome::default()
+    };
+    if stream.docs.iter().all(Doc::is_empty) {
+        return Ok(passthrough());
+    }
+    let found = locate::find(&stream.docs, spec.selector.as_ref())?;
+    if found.releases.is_empty() {
+        if spec.allow_missing {
+            return Ok(passthrough());
+        }
+        return Err(Error::NoTarget {
+            documents: found.scanned,
+            selector: describe_selector(spec),
+        });
+    }
+    let toml_patch = toml_patch(spec)?;
+    let manager_aliases = aliases_for(spec, ApplyTo::Manager);
+    let (volumes, mounts) = spec
+        .manager
+        .as_ref()
+        .map(|m| (m.volumes.as_slice(), m.volume_mounts.as_slice()))
+        .unwrap_or_default();
+
+    let mut outcome = Outcome::default();
+    let mut rewritten: BTreeMap<usize, String> = BTreeMap::new();
+    for release in &found.releases {
+        let cm = &found.parsed[&release.configmap];
+        let cm_doc = &stream.docs[release.configmap];
+        let new_cm = patch_configmap(cm, cm_doc, &toml_patch, &mut outcome.warnings)?;
+        let checksum = new_cm.as_ref().map(checksum);
+        if let Some(value) = &new_cm {
+            rewritten.insert(release.configmap, render(cm_doc, value, &cm.doc_ref)?);
+        }
+        let deploy = &found.parsed[&release.deployment];
+        let pod_patch = pod::PodPatch {
+            host_aliases: manager_aliases.clone(),
+            volumes,
+            volume_mounts: mounts,
+            checksum,
+        };
+        let new_deploy =
+            pod::apply(&deploy.value, release.container, &pod_patch).map_err(|f| Error::Field {
+                doc: Box::new(deploy.doc_ref.clone()),
+                field: f.field,
+                message: f.message,
+            })?;
+        if let Some(value) = &new_deploy {
+            rewritten.insert(
+                release.deployment,
+                render(&stream.docs[release.deployment], value, &deploy.doc_ref)?,
+            );
+        }
+        let r = &deploy.doc_ref;
+        outcome.releases.push(format!(
+            "Deployment {}{}",
+            r.namespace
+                .as_ref()
+                .map(|n| format!("{n}/"))
+                .unwrap_or_default(),
+            r.name
+        ));
+    }
+
+    let mut output = String::with_capacity(input.len() + 1024);
+    output.push_str(stream.bom);
+    for (pos, doc) in stream.docs.iter().enumerate() {
+        match rewritten.get(&pos) {
+            Some(text) => output.push_str(text),
+            None => {
+                output.push_str(doc.head);
+                output.push_str(doc.body);
+                output.push_str(doc.tail);
+            }
+        }
+    }
+    outcome.output = output;
+    Ok(outcome)
+}
+
+/// Builds the TOML part of the patch from the spec.
+fn toml_patch(spec: &RunnerPatchSpec) -> Result<TomlPatch, Error> {
+    let spec_error = |path: &str, message: String| Error::Spec {
+        origin: "(spec)".into(),
+        problems: vec![error::SpecProblem {
+            path: path.into(),
+            position: None,
+            message,
+        }],
+    };
+    let policies = |list: Vec<String>, path: &str| -> Result<Vec<&'static str>, Error> {
+        list.iter()
+            .map(|p| {
+                validate::pull_policy(p)
+                    .ok_or_else(|| spec_error(path, format!("{p:?} is not a pull policy")))
+            })
+            .collect()
+    };
+    Ok(TomlPatch {
+        host_aliases: aliases_for(spec, ApplyTo::Jobs),
+        config_map_volumes: spec.config_map_volumes.clone(),
+        pull_policy: spec
+            .pull_policy
+            .as_ref()
+            .map(|p| policies(p.to_vec(), "spec.pullPolicy"))
+            .transpose()?,
+        allowed_pull_policies: spec
+            .allowed_pull_policies
+            .as_ref()
+            .map(|p| policies(p.clone(), "spec.allowedPullPolicies"))
+            .transpose()?,
+        fragment: spec
+            .runner_toml
+            .as_deref()
+            .map(|t| Fragment::parse(t).map_err(|m| spec_error("spec.runnerToml", m)))
+            .transpose()?,
+    })
+}
+
+/// Host aliases for one target, entries for the same IP folded together in spec order.
+fn aliases_for(spec: &RunnerPatchSpec, target: ApplyTo) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for alias in spec.host_aliases.iter().filter(|a| a.applies_to(target)) {
+        let ip = validate::normalize_ip(&alias.ip);
+        let pos = match out
+            .iter()
+            .position(|(i, _)| validate::normalize_ip(i) == ip)
+        {
+            Some(p) => p,
+            None => {
+                out.push((alias.ip.clone(), Vec::new()));
+                out.len() - 1
+            }
+        };
+        for h in &alias.hostnames {
+            if !out[pos].1.contains(h) {
+                out[pos].1.push(h.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Applies the TOML patch to the runner ConfigMap; `None` when it already holds everything.
+fn patch_configmap(
+    cm: &Parsed,
+    doc: &Doc<'_>,
+    patch: &TomlPatch,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Value>, Error> {
+    if patch.is_empty() {
+        return Ok(None);
+    }
+    let data = cm.value.get("data").and_then(Value::as_object);
+    let text_of = |key: &str| data.and_then(|d| d.get(key)).and_then(Value::as_str);
+    let key = if data.is_some_and(|d| d.contains_key("config.template.toml")) {
+        "config.template.toml"
+    } else if text_of("config.toml").is_some_and(runner_toml::has_runners) {
+        // `runners.configOverride`: the whole config.toml, [[runners]] included.
+        "config.toml"
+    } else {
+        return Err(Error::Field {
+            doc: Box::new(cm.doc_ref.clone()),
+            field: "data".into(),
+            message: "has no runner TOML to patch: `config.template.toml` is absent (is the chart's `runners.config` empty?) and `config.toml` has no [[runners]]".into(),
+        });
+    };
+    let Some(text) = text_of(key) else {
+        return Err(Error::Field {
+            doc: Box::new(cm.doc_ref.clone()),
+            field: format!("data[{key:?}]"),
+            message: "expected a string".into(),
+        });
+    };
+    let applied = runner_toml::apply(text, patch).map_err(|f| Error::Toml {
+        doc: Box::new(cm.doc_ref.clone()),
+        key: key.to_owned(),
+        toml_path: f.path,
+        position: f.line.map(|line| TomlPosition {
+            line,
+            stream_line: block_scalar_line(doc, key).map(|l| l + line),
+        }),
+        message: f.message,
+    })?;
+    let r = &cm.doc_ref;
+    warnings.extend(
+        applied
+            .warnings
+            .into_iter()
+            .map(|w| format!("{r} data[{key:?}] {w}")),
+    );
+    Ok(applied.text.map(|new_text| {
+        let mut value = cm.value.clone();
+        value["data"][key] = Value::String(new_text);
+        value
+    }))
+}
+
+/// The stream line of `key:` when its value is a block scalar (TOML line n is at that line + n).
+fn block_scalar_line(doc: &Doc<'_>, key: &str) -> Option<usize> {
+    doc.body.lines().enumerate().find_map(|(i, line)| {
+        let t = line.trim_start();
+        let rest = t
+            .strip_prefix(key)
+            .or_else(|| t.strip_prefix(&format!("\"{key}\"")))?;
+        let rest = rest.strip_prefix(':')?.trim();
+        rest.starts_with('|').then_some(doc.body_line + i)
+    })
+}
+
+/// A digest of the ConfigMap's data that does not depend on YAML formatting (Helm 3 text and
+/// Helm 4's re-serialized input give the same value), so repeated runs agree.
+fn checksum(configmap: &Value) -> String {
+    let mut canonical: BTreeMap<&str, BTreeMap<&str, &Value>> = BTreeMap::new();
+    for field in ["data", "binaryData"] {
+        if let Some(map) = configmap.get(field).and_then(Value::as_object) {
+            canonical.insert(field, map.iter().map(|(k, v)| (k.as_str(), v)).collect());
+        }
+    }
+    let bytes = serde_json::to_vec(&canonical).expect("JSON serializes");
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Re-emits a changed document: its head (`---`, `# Source:` …) and tail stay as they were.
+fn render(doc: &Doc<'_>, value: &Value, doc_ref: &DocRef) -> Result<String, Error> {
+    let mut body = yaml::emit(value).map_err(|message| Error::Fidelity {
+        doc: Box::new(doc_ref.clone()),
+        message,
+    })?;
+    if doc.body.starts_with("---") {
+        // The marker shared its line with content (`--- {…}`); give it a line of its own.
+        body.insert_str(0, "---\n");
+    }
+    if !doc.body.ends_with('\n') && doc.tail.is_empty() {
+        body.truncate(body.trim_end_matches('\n').len());
+    }
+    if doc.uses_crlf() {
+        body = body.replace('\n', "\r\n");
+    }
+    let mut out = String::with_capacity(doc.head.len() + body.len() + doc.tail.len());
+    out.push_str(doc.head);
+    out.push_str(&body);
+    out.push_str(doc.tail);
+    Ok(out)
+}
+
+fn describe_selector(spec: &RunnerPatchSpec) -> String {
+    let Some(sel) = &spec.selector else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if let Some(r) = &sel.release {
+        parts.push(format!("release={r}"));
+    }
+    if let Some(n) = &sel.name {
+        parts.push(format!("name={n}"));
+    }
+    if let Some(n) = &sel.namespace {
+        parts.push(format!("namespace={n}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" matching {}", parts.join(", "))
+    }
+}

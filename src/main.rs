@@ -1,0 +1,175 @@
+//! The binary: parse arguments, read input, call the library once, write stdout once, map errors
+//! to exit codes. Nothing is written to stdout unless the whole run succeeded.
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use kube::CustomResourceExt;
+use runner_patch::cli::{Cli, Command, PatchArgs};
+use runner_patch::error::{EXIT_INPUT, EXIT_INTERNAL, EXIT_OK};
+use runner_patch::{Error, RunnerPatch, spec, yaml};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Some(Command::Schema { json }) => print_schema(json),
+        Some(Command::Krm) => run_krm(),
+        Some(Command::HelmPostRender(args)) => run_filter(&args),
+        None => run_filter(&cli.patch),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// The stream filter: stdin (or a file) → stdout.
+fn run_filter(args: &PatchArgs) -> i32 {
+    let result = (|| -> Result<runner_patch::Outcome, Failure> {
+        let file_spec = match &args.config {
+            Some(path) => {
+                let text = read_text(path).map_err(Failure::Io)?;
+                Some(spec::load(&text, &path.display().to_string()).map_err(Failure::Lib)?)
+            }
+            None => None,
+        };
+        let spec = args.to_spec(file_spec).map_err(Failure::Lib)?;
+        let input = match args.input.as_deref() {
+            Some(p) if p != Path::new("-") => read_text(p),
+            _ => read_stdin(),
+        }
+        .map_err(Failure::Io)?;
+        runner_patch::patch(&input, &spec).map_err(Failure::Lib)
+    })();
+    match result {
+        Ok(outcome) => {
+            for w in &outcome.warnings {
+                eprintln!("runner-patch: warning: {w}");
+            }
+            write_stdout(outcome.output.as_bytes())
+        }
+        Err(failure) => {
+            let (message, code) = failure.describe();
+            report(&message, args.error_file.as_deref());
+            code
+        }
+    }
+}
+
+fn run_krm() -> i32 {
+    let input = match read_stdin() {
+        Ok(t) => t,
+        Err(e) => {
+            report(&format!("{e:#}"), None);
+            return EXIT_INPUT;
+        }
+    };
+    let (output, error) = runner_patch::krm::run(&input);
+    let code = write_stdout(output.as_bytes());
+    match error {
+        Some(e) => {
+            report(&e.to_string(), None);
+            e.exit_code()
+        }
+        None => code,
+    }
+}
+
+fn print_schema(json: bool) -> i32 {
+    let value = if json {
+        spec::json_schema()
+    } else {
+        serde_json::to_value(RunnerPatch::crd()).expect("CRD serializes")
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&value).expect("JSON serializes") + "\n"
+    } else {
+        match yaml::emit(&value) {
+            Ok(t) => t,
+            Err(m) => {
+                report(&m, None);
+                return EXIT_INTERNAL;
+            }
+        }
+    };
+    write_stdout(text.as_bytes())
+}
+
+enum Failure {
+    Io(anyhow::Error),
+    Lib(Error),
+}
+
+impl Failure {
+    fn describe(&self) -> (String, i32) {
+        match self {
+            Failure::Io(e) => (format!("{e:#}"), EXIT_INPUT),
+            Failure::Lib(e) => (e.to_string(), e.exit_code()),
+        }
+    }
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
+fn read_stdin() -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .context("cannot read stdin")?;
+    utf8(bytes).context("stdin is not UTF-8")
+}
+
+fn utf8(bytes: Vec<u8>) -> anyhow::Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        anyhow::anyhow!("invalid UTF-8 at byte {at}")
+    })
+}
+
+/// Writes the whole output at once; a closed pipe is not an error (like `head` cutting us off).
+fn write_stdout(bytes: &[u8]) -> i32 {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            report(&format!("cannot write stdout: {e}"), None);
+            EXIT_INTERNAL
+        }
+    }
+}
+
+/// Prints an error where the user will see it.
+///
+/// Helm 4 runs post-renderer plugins with stderr captured into a buffer it never shows, and
+/// prints only "plugin exited with error". When running as a Helm plugin (HELM_PLUGIN_NAME is
+/// set) the message therefore also goes to helm's own stderr, `/proc/<helm pid>/fd/2` on Linux,
+/// and to `--error-file` when given.
+fn report(message: &str, error_file: Option<&Path>) {
+    let line = format!("runner-patch: error: {message}\n");
+    let _ = io::stderr().write_all(line.as_bytes());
+    if let Some(path) = error_file {
+        let _ = std::fs::write(path, &line);
+    }
+    if std::env::var_os("HELM_PLUGIN_NAME").is_some() {
+        write_to_parent_stderr(&line);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn write_to_parent_stderr(line: &str) {
+    let parent = std::os::unix::process::parent_id();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{parent}/fd/2"))
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_to_parent_stderr(_line: &str) {}

@@ -1,0 +1,421 @@
+//! Edits the runner manager Deployment's pod template: `hostAliases`, extra `volumes` and
+//! `volumeMounts` on the runner container, and the `checksum/configmap` annotation.
+//!
+//! Edits are computed as RFC 6902 operations (json-patch) against the parsed document, so every
+//! change is an explicit add/replace at a known path, and applying the same spec to its own output
+//! yields no operations at all (idempotence by construction).
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
+use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+use serde_json::{Value, json};
+
+use crate::validate::normalize_ip;
+
+/// The annotation the chart uses to roll the pods when the ConfigMap changes.
+pub const CHECKSUM_ANNOTATION: &str = "checksum/configmap";
+
+/// What to change in the manager pod.
+#[derive(Debug, Default)]
+pub struct PodPatch<'a> {
+    pub host_aliases: Vec<(String, Vec<String>)>,
+    pub volumes: &'a [Volume],
+    pub volume_mounts: &'a [VolumeMount],
+    /// New value for `checksum/configmap`, when the ConfigMap changed.
+    pub checksum: Option<String>,
+}
+
+/// A field of the Deployment that conflicts with the patch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldFailure {
+    pub field: String,
+    pub message: String,
+}
+
+/// Applies `patch` to `deployment`, whose runner container is `containers[container]`.
+/// Returns the patched document, or `None` when nothing changes.
+pub fn apply(
+    deployment: &Value,
+    container: usize,
+    patch: &PodPatch<'_>,
+) -> Result<Option<Value>, FieldFailure> {
+    let mut ops = Vec::new();
+    let pod = deployment
+        .pointer("/spec/template/spec")
+        .cloned()
+        .unwrap_or(Value::Null);
+    host_alias_ops(&pod, &patch.host_aliases, &mut ops)?;
+    volume_ops(&pod, patch.volumes, &mut ops)?;
+    mount_ops(&pod, container, patch.volume_mounts, &mut ops)?;
+    if let Some(sum) = &patch.checksum {
+        checksum_ops(deployment, sum, &mut ops);
+    }
+    if ops.is_empty() {
+        return Ok(None);
+    }
+    let mut out = deployment.clone();
+    json_patch::patch(&mut out, &ops).map_err(|e| FieldFailure {
+        field: pointer_to_field(&e.path.to_string()),
+        message: format!("cannot apply the patch: {}", e.kind),
+    })?;
+    Ok((&out != deployment).then_some(out))
+}
+
+fn pod_ptr(tail: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(
+        ["spec", "template", "spec"]
+            .iter()
+            .chain(tail.iter())
+            .copied(),
+    )
+}
+
+fn add(path: PointerBuf, value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation { path, value })
+}
+
+fn list<'v>(pod: &'v Value, key: &str) -> Result<&'v [Value], FieldFailure> {
+    match pod.get(key) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(_) => Err(FieldFailure {
+            field: format!("spec.template.spec.{key}"),
+            message: "expected a list".into(),
+        }),
+    }
+}
+
+fn host_alias_ops(
+    pod: &Value,
+    aliases: &[(String, Vec<String>)],
+    ops: &mut Vec<PatchOperation>,
+) -> Result<(), FieldFailure> {
+    if aliases.is_empty() {
+        return Ok(());
+    }
+    let existing = list(pod, "hostAliases")?;
+    // Work on a copy so that several spec entries for one IP merge into one element.
+    let mut merged: Vec<Value> = existing.to_vec();
+    for (ip, hostnames) in aliases {
+        let ip_norm = normalize_ip(ip);
+        for (i, entry) in merged.iter().enumerate() {
+            let other = entry
+                .get("ip")
+                .and_then(Value::as_str)
+                .map(normalize_ip)
+                .unwrap_or_default();
+            if other == ip_norm {
+                continue;
+            }
+            let names = entry
+                .get("hostnames")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if let Some(h) = hostnames
+                .iter()
+                .find(|h| names.iter().any(|n| n.as_str() == Some(h.as_str())))
+            {
+                return Err(FieldFailure {
+                    field: format!("spec.template.spec.hostAliases[{i}]"),
+                    message: format!(
+                        "hostname {h:?} is already mapped to {other}; the patch maps it to {ip}"
+                    ),
+                });
+            }
+        }
+        match merged.iter_mut().find(|e| {
+            e.get("ip")
+                .and_then(Value::as_str)
+                .map(normalize_ip)
+                .as_deref()
+                == Some(ip_norm.as_str())
+        }) {
+            Some(entry) => {
+                let names = entry
+                    .as_object_mut()
+                    .expect("host alias is a mapping")
+                    .entry("hostnames")
+                    .or_insert_with(|| json!([]));
+                if let Value::Array(names) = names {
+                    for h in hostnames {
+                        if !names.iter().any(|n| n.as_str() == Some(h.as_str())) {
+                            names.push(Value::String(h.clone()));
+                        }
+                    }
+                }
+            }
+            None => merged.push(json!({"ip": ip, "hostnames": hostnames})),
+        }
+    }
+    if pod.get("hostAliases").is_none_or(Value::is_null) {
+        ops.push(add(pod_ptr(&["hostAliases"]), Value::Array(merged)));
+        return Ok(());
+    }
+    for (i, entry) in merged.iter().enumerate() {
+        match existing.get(i) {
+            Some(old) if old == entry => {}
+            Some(_) => ops.push(PatchOperation::Replace(ReplaceOperation {
+                path: pod_ptr(&["hostAliases", &i.to_string()]),
+                value: entry.clone(),
+            })),
+            None => ops.push(add(pod_ptr(&["hostAliases", "-"]), entry.clone())),
+        }
+    }
+    Ok(())
+}
+
+fn volume_ops(
+    pod: &Value,
+    volumes: &[Volume],
+    ops: &mut Vec<PatchOperation>,
+) -> Result<(), FieldFailure> {
+    if volumes.is_empty() {
+        return Ok(());
+    }
+    let existing = list(pod, "volumes")?;
+    let mut to_add = Vec::new();
+    for v in volumes {
+        let wanted = serde_json::to_value(v).expect("Volume serializes");
+        match existing
+            .iter()
+            .position(|e| e.get("name").and_then(Value::as_str) == Some(v.name.as_str()))
+        {
+            Some(i) if semantically_equal(&existing[i], &wanted) => {}
+            Some(i) => {
+                return Err(FieldFailure {
+                    field: format!("spec.template.spec.volumes[{i}]"),
+                    message: format!(
+                        "volume {:?} already exists with another source; rename the volume in spec.manager.volumes",
+                        v.name
+                    ),
+                });
+            }
+            None => to_add.push(wanted),
+        }
+    }
+    append(pod, "volumes", &["volumes"], to_add, ops);
+    Ok(())
+}
+
+fn mount_ops(
+    pod: &Value,
+    container: usize,
+    mounts: &[VolumeMount],
+    ops: &mut Vec<PatchOperation>,
+) -> Result<(), FieldFailure> {
+    if mounts.is_empty() {
+        return Ok(());
+    }
+    let c = pod
+        .pointer(&format!("/containers/{container}"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let field = format!("spec.template.spec.containers[{container}].volumeMounts");
+    let existing = list(&c, "volumeMounts").map_err(|mut e| {
+        e.field = field.clone();
+        e
+    })?;
+    let mut to_add = Vec::new();
+    for m in mounts {
+        let wanted = serde_json::to_value(m).expect("VolumeMount serializes");
+        // `/certs` and `/certs/` are the same directory: compare without the trailing slash.
+        let path = m.mount_path.trim_end_matches('/');
+        let same_path = existing.iter().position(|e| {
+            e.get("mountPath")
+                .and_then(Value::as_str)
+                .map(|p| p.trim_end_matches('/'))
+                == Some(path)
+        });
+        match same_path {
+            Some(i) if semantically_equal(&existing[i], &wanted) => {}
+            Some(i) => {
+                let other = existing[i]
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
+                return Err(FieldFailure {
+                    field: format!("{field}[{i}]"),
+                    message: format!(
+                        "mount path {:?} is already used by volume {other:?}",
+                        m.mount_path
+                    ),
+                });
+            }
+            None => to_add.push(wanted),
+        }
+    }
+    let container_key = container.to_string();
+    append(
+        &c,
+        "volumeMounts",
+        &["containers", &container_key, "volumeMounts"],
+        to_add,
+        ops,
+    );
+    Ok(())
+}
+
+/// Adds `items` at the end of the list `key` of `parent` (creating it when absent).
+fn append(
+    parent: &Value,
+    key: &str,
+    tail: &[&str],
+    items: Vec<Value>,
+    ops: &mut Vec<PatchOperation>,
+) {
+    if items.is_empty() {
+        return;
+    }
+    if parent.get(key).is_none_or(Value::is_null) {
+        ops.push(add(pod_ptr(tail), Value::Array(items)));
+        return;
+    }
+    let mut path: Vec<&str> = tail.to_vec();
+    path.push("-");
+    for item in items {
+        ops.push(add(pod_ptr(&path), item));
+    }
+}
+
+fn checksum_ops(deployment: &Value, sum: &str, ops: &mut Vec<PatchOperation>) {
+    let meta = deployment.pointer("/spec/template/metadata");
+    let annotations = meta.and_then(|m| m.get("annotations"));
+    let path = |tail: &[&str]| {
+        PointerBuf::from_tokens(
+            ["spec", "template", "metadata"]
+                .iter()
+                .chain(tail.iter())
+                .copied(),
+        )
+    };
+    match annotations {
+        Some(Value::Object(a)) => {
+            if a.get(CHECKSUM_ANNOTATION).and_then(Value::as_str) != Some(sum) {
+                ops.push(add(
+                    path(&["annotations", CHECKSUM_ANNOTATION]),
+                    Value::String(sum.to_owned()),
+                ));
+            }
+        }
+        _ if meta.is_some_and(Value::is_object) => {
+            ops.push(add(
+                path(&["annotations"]),
+                json!({ CHECKSUM_ANNOTATION: sum }),
+            ));
+        }
+        _ => ops.push(add(
+            path(&[]),
+            json!({"annotations": { CHECKSUM_ANNOTATION: sum }}),
+        )),
+    }
+}
+
+/// Equal as Kubernetes would see them: absent and null fields are the same.
+fn semantically_equal(a: &Value, b: &Value) -> bool {
+    strip_nulls(a) == strip_nulls(b)
+}
+
+fn strip_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+fn pointer_to_field(pointer: &str) -> String {
+    let mut out = String::new();
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        if token.parse::<usize>().is_ok() || token == "-" {
+            out.push_str(&format!("[{token}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&token);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment() -> Value {
+        json!({"spec": {"template": {"metadata": {"annotations": {"checksum/configmap": "old"}}, "spec": {
+            "containers": [{"name": "r", "volumeMounts": [{"name": "configmaps", "mountPath": "/configmaps"}]}],
+            "volumes": [{"name": "configmaps", "configMap": {"name": "r"}}],
+            "hostAliases": [{"hostnames": ["a.example.com"], "ip": "10.0.0.1"}]}}}})
+    }
+
+    #[test]
+    fn merges_aliases_and_appends_mounts_idempotently() {
+        let mounts: Vec<VolumeMount> = serde_json::from_value(
+            json!([{"name": "ca", "mountPath": "/etc/ca", "readOnly": true}]),
+        )
+        .unwrap();
+        let volumes: Vec<Volume> =
+            serde_json::from_value(json!([{"name": "ca", "configMap": {"name": "ca"}}])).unwrap();
+        let patch = PodPatch {
+            host_aliases: vec![
+                ("10.0.0.1".into(), vec!["b.example.com".into()]),
+                ("10.0.0.2".into(), vec!["c.example.com".into()]),
+            ],
+            volumes: &volumes,
+            volume_mounts: &mounts,
+            checksum: Some("new".into()),
+        };
+        let out = apply(&deployment(), 0, &patch).unwrap().unwrap();
+        assert_eq!(
+            out.pointer("/spec/template/spec/hostAliases/0/hostnames")
+                .unwrap(),
+            &json!(["a.example.com", "b.example.com"])
+        );
+        assert_eq!(
+            out.pointer("/spec/template/spec/hostAliases/1/ip").unwrap(),
+            "10.0.0.2"
+        );
+        assert_eq!(
+            out.pointer("/spec/template/spec/volumes/1/name").unwrap(),
+            "ca"
+        );
+        assert_eq!(
+            out.pointer("/spec/template/spec/containers/0/volumeMounts/1/mountPath")
+                .unwrap(),
+            "/etc/ca"
+        );
+        assert_eq!(
+            out.pointer("/spec/template/metadata/annotations/checksum~1configmap")
+                .unwrap(),
+            "new"
+        );
+        assert_eq!(apply(&out, 0, &patch).unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_mount_path_clash() {
+        let mounts: Vec<VolumeMount> =
+            serde_json::from_value(json!([{"name": "x", "mountPath": "/configmaps/"}])).unwrap();
+        let err = apply(
+            &deployment(),
+            0,
+            &PodPatch {
+                volume_mounts: &mounts,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.field,
+            "spec.template.spec.containers[0].volumeMounts[0]"
+        );
+    }
+}

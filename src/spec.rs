@@ -1,0 +1,332 @@
+//! The `RunnerPatch` spec: what users declare, typed with kube-derive so that its CRD and JSON
+//! schema can be printed for editors and kustomize, strictly checked, and merged with CLI flags.
+//!
+//! Loading reports every problem at once with its line and column: the file is read into a JSON
+//! value, walked against the generated JSON schema (unknown fields, types), then checked for the
+//! rules Kubernetes and the runner would only enforce at job time (IPs, hostnames, volume names).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, SpecProblem};
+use crate::{schema_check, validate, yaml, yaml_positions};
+
+/// API group/version of the spec; also the `apiVersion` of a kustomize `functionConfig`.
+pub const API_VERSION: &str = "runner-patch.dev/v1alpha1";
+/// Kind of the spec object.
+pub const KIND: &str = "RunnerPatch";
+
+/// Declares what to add to every selected gitlab-runner release in a rendered stream.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "runner-patch.dev",
+    version = "v1alpha1",
+    kind = "RunnerPatch",
+    namespaced,
+    doc = "Patches gitlab-runner releases in rendered manifests (job-pod TOML and manager Deployment)."
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunnerPatchSpec {
+    /// Which releases to patch; default: every gitlab-runner release in the stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<Selector>,
+    /// When true, a stream without any gitlab-runner release passes through unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_missing: bool,
+    /// `/etc/hosts` entries for job pods (TOML `host_aliases`) and the manager pod (`hostAliases`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_aliases: Vec<HostAlias>,
+    /// Job image pull policy: `always`, `if-not-present`, `never` (Kubernetes spellings accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<OneOrMany>,
+    /// Pull policies a job may ask for; the configured `pullPolicy` must be among them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_pull_policies: Option<Vec<String>>,
+    /// ConfigMap volumes for job pods (`[[runners.kubernetes.volumes.config_map]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_map_volumes: Vec<ConfigMapVolume>,
+    /// A TOML fragment merged into every `[[runners]]` entry (tables merged, arrays of tables merged
+    /// by identity, other values replaced). Keys must be known to the runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_toml: Option<String>,
+    /// Extra volumes and mounts for the runner manager pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<Manager>,
+}
+
+/// Selects releases; every given field must match.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Selector {
+    /// Helm release name (the `release` label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// Deployment name (the chart's fullname).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Namespace of the Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// One IP address and the hostnames that resolve to it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostAlias {
+    /// IPv4 or IPv6 address.
+    pub ip: String,
+    /// Lower-case DNS-1123 subdomains.
+    pub hostnames: Vec<String>,
+    /// Where the alias goes: `jobs` (TOML), `manager` (Deployment); default both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_to: Option<Vec<ApplyTo>>,
+}
+
+impl HostAlias {
+    /// True when the alias is meant for `target`.
+    pub fn applies_to(&self, target: ApplyTo) -> bool {
+        self.apply_to.as_ref().is_none_or(|t| t.contains(&target))
+    }
+}
+
+/// A pod a host alias is written to.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum ApplyTo {
+    /// Job pods, through `[[runners.kubernetes.host_aliases]]`.
+    Jobs,
+    /// The runner manager pod, through the Deployment's `hostAliases`.
+    Manager,
+}
+
+/// A string or a list of strings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A ConfigMap mounted into every job-pod container.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigMapVolume {
+    /// Volume name, which the runner also uses as the ConfigMap name (DNS label, ≤ 63 characters).
+    pub name: String,
+    /// Absolute path in the job containers.
+    pub mount_path: String,
+    /// Path inside the volume to mount instead of its root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// ConfigMap key → relative file path; only listed keys are projected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<BTreeMap<String, String>>,
+}
+
+/// Additions to the runner manager pod, in Kubernetes field names and types.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Manager {
+    /// core/v1 Volume objects appended to the pod's volumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// core/v1 VolumeMount objects appended to the runner container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+}
+
+/// The JSON schema of a whole `RunnerPatch` document (for editors and validation).
+pub fn json_schema() -> Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(RunnerPatchDocument))
+        .expect("schema serializes");
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("title".into(), Value::String(KIND.into()));
+    }
+    schema
+}
+
+/// The top-level shape accepted in a spec file. `argsOneLiner`/`argsFromFile` belong to
+/// kustomize's legacy exec plugin config and are ignored here.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RunnerPatchDocument {
+    /// Must be `runner-patch.dev/v1alpha1`.
+    api_version: String,
+    /// Must be `RunnerPatch`.
+    kind: String,
+    #[serde(default)]
+    metadata: Option<Value>,
+    spec: RunnerPatchSpec,
+    #[serde(default)]
+    args_one_liner: Option<String>,
+    #[serde(default)]
+    args_from_file: Option<String>,
+}
+
+/// Reads and fully validates a spec file's text. `origin` names the file in messages.
+pub fn load(text: &str, origin: &str) -> Result<RunnerPatchSpec, Error> {
+    let fail = |problems: Vec<SpecProblem>| Error::Spec {
+        origin: origin.to_owned(),
+        problems,
+    };
+    let value: Value = yaml::parse_as(text).map_err(|e| {
+        let (message, position) = yaml::describe_error(&e);
+        fail(vec![SpecProblem {
+            path: String::new(),
+            position,
+            message,
+        }])
+    })?;
+    let positions = yaml_positions::collect(text);
+    checked(&value, origin, &|p| positions.find(p))
+}
+
+/// Validates a spec given as a JSON value (a kustomize `functionConfig`); no positions.
+pub fn from_value(value: &Value, origin: &str) -> Result<RunnerPatchSpec, Error> {
+    checked(value, origin, &|_| None)
+}
+
+fn checked(
+    value: &Value,
+    origin: &str,
+    position: &dyn Fn(&str) -> Option<(usize, usize)>,
+) -> Result<RunnerPatchSpec, Error> {
+    let fail = |problems: Vec<SpecProblem>| {
+        let mut problems: Vec<SpecProblem> = problems
+            .into_iter()
+            .map(|mut p| {
+                p.position = position(&p.path);
+                p
+            })
+            .collect();
+        // In file order, so the list reads top to bottom like the spec.
+        problems.sort_by_key(|p| p.position.unwrap_or((usize::MAX, usize::MAX)));
+        Error::Spec {
+            origin: origin.to_owned(),
+            problems,
+        }
+    };
+    let mut problems = Vec::new();
+    if value.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION) {
+        problems.push(SpecProblem {
+            path: "apiVersion".into(),
+            position: None,
+            message: format!("must be {API_VERSION:?}"),
+        });
+    }
+    if value.get("kind").and_then(Value::as_str) != Some(KIND) {
+        problems.push(SpecProblem {
+            path: "kind".into(),
+            position: None,
+            message: format!("must be {KIND:?}"),
+        });
+    }
+    let mut unknown = Vec::new();
+    if problems.is_empty() {
+        let (found, unknown_keys) =
+            schema_check::check_reporting_unknown(value, &json_schema(), true);
+        problems.extend(found);
+        unknown = unknown_keys;
+    }
+    // Report semantic problems together with schema ones: validate what remains once the unknown
+    // fields are set aside (when the rest has the right types).
+    let mut cleaned = value.clone();
+    for pointer in unknown.iter().rev() {
+        remove_pointer(&mut cleaned, pointer);
+    }
+    match serde_json::from_value::<RunnerPatchDocument>(cleaned) {
+        Ok(doc) => {
+            problems.extend(validate::spec(&doc.spec, "spec"));
+            if problems.is_empty() {
+                return Ok(doc.spec);
+            }
+        }
+        Err(e) if problems.is_empty() => problems.push(SpecProblem {
+            path: "spec".into(),
+            position: None,
+            message: e.to_string(),
+        }),
+        Err(_) => {}
+    }
+    Err(fail(problems))
+}
+
+fn remove_pointer(value: &mut Value, pointer: &str) {
+    let Some((parent, key)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let key = key.replace("~1", "/").replace("~0", "~");
+    if let Some(Value::Object(map)) = value.pointer_mut(parent) {
+        map.remove(&key);
+    }
+}
+
+/// Validates a spec assembled from flags (and maybe a file), reporting problems without positions.
+pub fn check(spec: &RunnerPatchSpec, origin: &str) -> Result<(), Error> {
+    let problems = validate::spec(spec, "spec");
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Spec {
+            origin: origin.to_owned(),
+            problems,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_the_documented_example() {
+        let text = include_str!("../examples/runner-patch.yaml");
+        let spec = load(text, "example").unwrap();
+        assert_eq!(spec.host_aliases.len(), 1);
+        assert!(spec.runner_toml.is_some());
+    }
+
+    #[test]
+    fn reports_every_problem_with_positions() {
+        let text = "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nspec:\n  hostAlias: []\n  pullPolicy: 3\n  manager:\n    volumes:\n    - name: x\n      emptyDir: {}\n      bogus: 1\n";
+        let Err(Error::Spec { problems, .. }) = load(text, "t") else {
+            panic!("expected spec error")
+        };
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(rendered.len(), 3, "{rendered:#?}");
+        assert!(
+            rendered[0].starts_with("line 4, column 3: spec.hostAlias: unknown field"),
+            "{rendered:#?}"
+        );
+        assert!(rendered[0].contains("hostAliases"), "{rendered:#?}");
+        assert!(
+            rendered[1].starts_with(
+                "line 5, column 3: spec.pullPolicy: expected a string or a list of strings"
+            ),
+            "{rendered:#?}"
+        );
+        assert!(
+            rendered[2].starts_with("line 10, column 7: spec.manager.volumes[0].bogus"),
+            "{rendered:#?}"
+        );
+    }
+}

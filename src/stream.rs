@@ -1,0 +1,252 @@
+//! Splits a multi-document YAML stream into documents without parsing YAML.
+//!
+//! Invariant: concatenating `bom` and every document's `text` gives back the input byte for byte,
+//! so documents that are not patched are emitted exactly as they came.
+//!
+//! A document starts at a line that begins with `---` followed by end of line, a space or a TAB
+//! (YAML forbids such a line inside content at column 0, so this is exact, not a heuristic).
+//! Everything before the first marker is a document too (Helm 4 input has no leading `---`).
+//! A `...` end marker stays in the document it closes.
+
+use memchr::memchr_iter;
+
+/// A stream split into documents.
+#[derive(Debug)]
+pub struct Stream<'a> {
+    /// A UTF-8 byte-order mark at the very start, kept verbatim.
+    pub bom: &'a str,
+    pub docs: Vec<Doc<'a>>,
+}
+
+/// One document: its full text split into three consecutive parts.
+#[derive(Debug, Clone, Copy)]
+pub struct Doc<'a> {
+    /// The `---` line and the comment/blank lines that follow it (e.g. Helm's `# Source:`).
+    pub head: &'a str,
+    /// The YAML content, from the first content line to the last one.
+    pub body: &'a str,
+    /// Blank lines, comment lines and `...` markers after the content.
+    pub tail: &'a str,
+    /// 1-based position in the stream.
+    pub index: usize,
+    /// 1-based line of the stream where `body` starts.
+    pub body_line: usize,
+    /// 1-based line of the stream where `head` starts.
+    pub line: usize,
+}
+
+impl Doc<'_> {
+    /// True when the document holds no YAML node (only a marker, comments or blank lines).
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// True when the document's lines end with CR LF.
+    pub fn uses_crlf(&self) -> bool {
+        let text = if self.body.is_empty() {
+            self.head
+        } else {
+            self.body
+        };
+        memchr::memchr(b'\n', text.as_bytes())
+            .is_some_and(|i| i > 0 && text.as_bytes()[i - 1] == b'\r')
+    }
+
+    /// The `# Source: …` path from Helm 3 text, if the head carries one.
+    pub fn source_comment(&self) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            l.trim_start()
+                .strip_prefix("# Source:")
+                .map(|s| s.trim().trim_end_matches('\r'))
+        })
+    }
+}
+
+/// Splits `input` into documents. Never fails: any text is some sequence of documents.
+pub fn split(input: &str) -> Stream<'_> {
+    let (bom, text) = match input.strip_prefix('\u{feff}') {
+        Some(rest) => (&input[..3], rest),
+        None => ("", input),
+    };
+    let bytes = text.as_bytes();
+    // Offsets where a document starts: 0, then every line that begins with a marker.
+    let mut starts = vec![0usize];
+    starts.extend(
+        memchr_iter(b'\n', bytes)
+            .map(|nl| nl + 1)
+            .filter(|&start| start < bytes.len() && is_doc_start(&bytes[start..])),
+    );
+    // A marker on the very first line starts the first document; no empty document before it.
+    let mut docs = Vec::with_capacity(starts.len());
+    let mut line = 1usize;
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(bytes.len());
+        let slice = &text[start..end];
+        let doc = carve(slice, i + 1, line);
+        line += memchr_iter(b'\n', slice.as_bytes()).count();
+        docs.push(doc);
+    }
+    // An input that is empty except for a BOM has no documents at all.
+    if text.is_empty() {
+        docs.clear();
+    }
+    Stream { bom, docs }
+}
+
+/// Concatenates the stream back into text.
+pub fn join(stream: &Stream<'_>) -> String {
+    let mut out = String::with_capacity(
+        stream
+            .docs
+            .iter()
+            .map(|d| d.head.len() + d.body.len() + d.tail.len())
+            .sum::<usize>()
+            + 3,
+    );
+    out.push_str(stream.bom);
+    for d in &stream.docs {
+        out.push_str(d.head);
+        out.push_str(d.body);
+        out.push_str(d.tail);
+    }
+    out
+}
+
+fn is_doc_start(line: &[u8]) -> bool {
+    line.starts_with(b"---") && matches!(line.get(3), None | Some(b'\n' | b'\r' | b' ' | b'\t'))
+}
+
+fn is_doc_end(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.starts_with(b"...") && matches!(b.get(3), None | Some(b'\n' | b'\r' | b' ' | b'\t'))
+}
+
+/// True for lines that carry no YAML node: blank, whitespace-only or a comment.
+fn is_trivia(line: &str) -> bool {
+    let t = line.trim_start_matches([' ', '\t']);
+    t.is_empty() || t.starts_with('#') || t == "\n" || t == "\r\n" || t == "\r"
+}
+
+/// Splits one document's text into head, body and tail.
+fn carve(slice: &str, index: usize, first_line: usize) -> Doc<'_> {
+    let lines: Vec<(usize, &str)> = line_spans(slice);
+    let mut head_end = 0usize; // byte offset
+    let mut head_lines = 0usize;
+    for (k, &(off, l)) in lines.iter().enumerate() {
+        let is_marker = k == 0 && is_doc_start(l.as_bytes());
+        // A marker followed by content on the same line (`--- |`, `--- {…}`) is content.
+        let marker_only = is_marker && is_trivia(&l[3..]);
+        if marker_only || (!is_marker && is_trivia(l)) {
+            head_end = off + l.len();
+            head_lines += 1;
+        } else {
+            break;
+        }
+    }
+    let mut tail_start = slice.len();
+    for &(off, l) in lines.iter().rev() {
+        if off < head_end {
+            break;
+        }
+        if is_trivia(l) || is_doc_end(l) {
+            tail_start = off;
+        } else {
+            break;
+        }
+    }
+    let tail_start = tail_start.max(head_end);
+    Doc {
+        head: &slice[..head_end],
+        body: &slice[head_end..tail_start],
+        tail: &slice[tail_start..],
+        index,
+        line: first_line,
+        body_line: first_line + head_lines,
+    }
+}
+
+/// Lines with their byte offsets; each line keeps its terminator.
+fn line_spans(s: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    for nl in memchr_iter(b'\n', s.as_bytes()) {
+        out.push((start, &s[start..=nl]));
+        start = nl + 1;
+    }
+    if start < s.len() {
+        out.push((start, &s[start..]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn roundtrip(input: &str) -> Stream<'_> {
+        let s = split(input);
+        assert_eq!(join(&s), input);
+        s
+    }
+
+    #[test]
+    fn joins_back_every_shape() {
+        for input in [
+            "",
+            "\u{feff}",
+            "---\n",
+            "a: 1\n",
+            "---\n# Source: x\na: 1\n---\nb: 2\n",
+            "a: 1\n---\nb: 2",
+            "--- |\n  text\n---\nb: 2\n...\n",
+            "---\r\n# c\r\na: 1\r\n---\r\nb: 2\r\n",
+            "\u{feff}---\na: 1\n",
+            "----\n---x\n--- # c\na: 1\n",
+        ] {
+            roundtrip(input);
+        }
+    }
+
+    #[test]
+    fn carves_head_body_tail() {
+        let s = roundtrip("---\n# Source: a.yaml\nkind: A\nx: 1\n\n  \n---\nkind: B\n...\n");
+        assert_eq!(s.docs.len(), 2);
+        assert_eq!(s.docs[0].head, "---\n# Source: a.yaml\n");
+        assert_eq!(s.docs[0].body, "kind: A\nx: 1\n");
+        assert_eq!(s.docs[0].tail, "\n  \n");
+        assert_eq!(s.docs[0].body_line, 3);
+        assert_eq!(s.docs[0].source_comment(), Some("a.yaml"));
+        assert_eq!(s.docs[1].body, "kind: B\n");
+        assert_eq!(s.docs[1].tail, "...\n");
+        assert_eq!(s.docs[1].line, 7);
+    }
+
+    #[test]
+    fn marker_with_content_is_body() {
+        let s = roundtrip("--- |\n  text\n");
+        assert_eq!(s.docs[0].head, "");
+        assert_eq!(s.docs[0].body, "--- |\n  text\n");
+    }
+
+    #[test]
+    fn not_markers() {
+        let s = roundtrip("a: |\n  ---\n----\nb: ---x\n");
+        assert_eq!(s.docs.len(), 1);
+    }
+
+    #[test]
+    fn comment_only_and_empty_documents() {
+        let s = roundtrip("---\n# only a comment\n---\n---\na: 1\n");
+        assert_eq!(s.docs.len(), 3);
+        assert!(s.docs[0].is_empty());
+        assert!(s.docs[1].is_empty());
+        assert!(!s.docs[2].is_empty());
+    }
+
+    #[test]
+    fn detects_crlf() {
+        let s = roundtrip("---\r\na: 1\r\n");
+        assert!(s.docs[0].uses_crlf());
+    }
+}
