@@ -11,6 +11,16 @@ use serde_json::{Map, Value, json};
 use crate::error::{DocRef, Error};
 use crate::{spec, stream, yaml};
 
+/// True when the first document of `input` is a `kind: ResourceList` (KRM function input).
+pub fn is_resource_list(input: &str) -> bool {
+    let stream = stream::split(input);
+    stream
+        .docs
+        .iter()
+        .find(|d| !d.is_empty())
+        .is_some_and(|d| d.body.lines().any(|l| l.trim_end() == "kind: ResourceList"))
+}
+
 /// Runs the function over a ResourceList text; returns the output text and the error, if any.
 pub fn run(input: &str) -> (String, Option<Error>) {
     let list: Value = match yaml::parse(input) {

