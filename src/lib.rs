@@ -47,12 +47,34 @@ pub struct Outcome {
     pub releases: Vec<String>,
 }
 
+/// The output as pieces that borrow the untouched stretches of the input, so that a caller can
+/// write a large stream without copying it.
+#[derive(Debug, Default)]
+pub struct Patched<'a> {
+    /// In order: verbatim input ranges and re-emitted documents.
+    pub pieces: Vec<std::borrow::Cow<'a, str>>,
+    /// Things the user should know that do not stop the run.
+    pub warnings: Vec<String>,
+    /// One line per patched release (`Deployment ns/name`), in stream order.
+    pub releases: Vec<String>,
+}
+
 /// Patches every selected gitlab-runner release in `input` according to `spec`.
 pub fn patch(input: &str, spec: &RunnerPatchSpec) -> Result<Outcome, Error> {
+    let patched = patch_pieces(input, spec)?;
+    Ok(Outcome {
+        output: patched.pieces.concat(),
+        warnings: patched.warnings,
+        releases: patched.releases,
+    })
+}
+
+/// Like [`patch`], returning the output as pieces (see [`Patched`]).
+pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patched<'a>, Error> {
     let stream = stream::split(input);
-    let passthrough = || Outcome {
-        output: input.to_owned(),
-        ..Outcome::default()
+    let passthrough = || Patched {
+        pieces: vec![input.into()],
+        ..Patched::default()
     };
     if stream.docs.iter().all(Doc::is_empty) {
         return Ok(passthrough());
@@ -75,7 +97,7 @@ pub fn patch(input: &str, spec: &RunnerPatchSpec) -> Result<Outcome, Error> {
         .map(|m| (m.volumes.as_slice(), m.volume_mounts.as_slice()))
         .unwrap_or_default();
 
-    let mut outcome = Outcome::default();
+    let mut outcome = Patched::default();
     let mut rewritten: BTreeMap<usize, String> = BTreeMap::new();
     for release in &found.releases {
         let cm = &found.parsed[&release.configmap];
@@ -115,19 +137,19 @@ pub fn patch(input: &str, spec: &RunnerPatchSpec) -> Result<Outcome, Error> {
         ));
     }
 
-    let mut output = String::with_capacity(input.len() + 1024);
-    output.push_str(stream.bom);
+    // Untouched documents are contiguous stretches of the input: emit each stretch as one slice.
+    let mut start = 0usize;
+    let mut offset = stream.bom.len();
     for (pos, doc) in stream.docs.iter().enumerate() {
-        match rewritten.get(&pos) {
-            Some(text) => output.push_str(text),
-            None => {
-                output.push_str(doc.head);
-                output.push_str(doc.body);
-                output.push_str(doc.tail);
-            }
+        let len = doc.head.len() + doc.body.len() + doc.tail.len();
+        if let Some(text) = rewritten.remove(&pos) {
+            outcome.pieces.push(input[start..offset].into());
+            outcome.pieces.push(text.into());
+            start = offset + len;
         }
+        offset += len;
     }
-    outcome.output = output;
+    outcome.pieces.push(input[start..].into());
     Ok(outcome)
 }
 

@@ -56,7 +56,7 @@ fn run_filter(args: &PatchArgs) -> i32 {
     {
         return run_krm_on(&input);
     }
-    let result = (|| -> Result<runner_patch::Outcome, Failure> {
+    let result = (|| -> Result<runner_patch::Patched<'_>, Failure> {
         let file_spec = match &args.config {
             Some(path) => {
                 let text = read_text(path).map_err(Failure::Io)?;
@@ -65,14 +65,14 @@ fn run_filter(args: &PatchArgs) -> i32 {
             None => None,
         };
         let spec = args.to_spec(file_spec).map_err(Failure::Lib)?;
-        runner_patch::patch(&input, &spec).map_err(Failure::Lib)
+        runner_patch::patch_pieces(&input, &spec).map_err(Failure::Lib)
     })();
     match result {
         Ok(outcome) => {
             for w in &outcome.warnings {
                 eprintln!("runner-patch: warning: {w}");
             }
-            write_stdout(outcome.output.as_bytes())
+            write_pieces(&outcome.pieces)
         }
         Err(failure) => {
             let (message, code) = failure.describe();
@@ -158,6 +158,23 @@ fn utf8(bytes: Vec<u8>) -> anyhow::Result<String> {
         let at = e.utf8_error().valid_up_to();
         anyhow::anyhow!("invalid UTF-8 at byte {at}")
     })
+}
+
+/// Writes the pieces of a successful run (nothing was written before the run succeeded).
+fn write_pieces(pieces: &[std::borrow::Cow<'_, str>]) -> i32 {
+    let mut out = io::stdout().lock();
+    let written = pieces
+        .iter()
+        .try_for_each(|p| out.write_all(p.as_bytes()))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            report(&format!("cannot write stdout: {e}"), None);
+            EXIT_INTERNAL
+        }
+    }
 }
 
 /// Writes the whole output at once; a closed pipe is not an error (like `head` cutting us off).

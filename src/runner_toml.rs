@@ -16,8 +16,27 @@ use crate::schema_check;
 use crate::spec::ConfigMapVolume;
 use crate::validate::normalize_ip;
 
-/// The runner's TOML keys and types (derived from gitlab-runner `common/config.go`, 19.4).
-const RUNNER_SCHEMA: &str = include_str!("../schema/runner-template.toml-schema.json");
+/// The runner's TOML keys and types (derived from gitlab-runner `common/config.go`, 19.4), without
+/// the descriptions: `schema/runner-template.toml-schema.json` minified, which a unit test keeps in
+/// step. Parsing the full 80 KB file would cost more than patching an umbrella stream.
+const RUNNER_SCHEMA: &str = include_str!("../schema/runner-template.min.json");
+
+/// Drops `description` keywords and formatting from the runner schema (see [`RUNNER_SCHEMA`]).
+pub fn minify_runner_schema(full: &str) -> String {
+    fn strip(v: &mut Json) {
+        match v {
+            Json::Object(m) => {
+                m.remove("description");
+                m.values_mut().for_each(strip);
+            }
+            Json::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value: Json = serde_json::from_str(full).expect("schema is JSON");
+    strip(&mut value);
+    serde_json::to_string(&value).expect("JSON serializes") + "\n"
+}
 
 /// Volume kinds under `[runners.kubernetes.volumes]`; names must be unique across all of them.
 const VOLUME_KINDS: [&str; 7] = [
@@ -870,6 +889,26 @@ mod tests {
         );
         assert!(!out.ends_with('\n'), "{out:?}");
         assert!(out.contains("pull_policy = [\"if-not-present\"]"));
+    }
+
+    #[test]
+    fn minified_runner_schema_is_current() {
+        let want = minify_runner_schema(include_str!("../schema/runner-template.toml-schema.json"));
+        if std::env::var_os("RUNNER_PATCH_BLESS").is_some() {
+            std::fs::write(
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/schema/runner-template.min.json"
+                ),
+                &want,
+            )
+            .unwrap();
+            return;
+        }
+        assert!(
+            RUNNER_SCHEMA == want,
+            "schema/runner-template.min.json is stale: RUNNER_PATCH_BLESS=1 cargo test --lib"
+        );
     }
 
     #[test]

@@ -164,6 +164,110 @@ pub fn json_schema() -> Value {
     schema
 }
 
+/// The schema used for validation: [`json_schema`] without the Kubernetes type definitions
+/// (`spec.manager` items are checked against k8s-openapi's types directly, see
+/// [`manager_problems`]). It is generated into `schema/runner-patch.validation.json` and embedded,
+/// because generating it with schemars on every run, or parsing the 100 KB full schema, costs more
+/// than patching a whole umbrella stream. A unit test keeps the file current.
+fn validation_schema() -> &'static Value {
+    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        serde_json::from_str(include_str!("../schema/runner-patch.validation.json"))
+            .expect("embedded schema is JSON")
+    })
+}
+
+/// Derives the validation schema from the full one: Kubernetes definitions dropped, manager
+/// items accepted as any mapping.
+pub fn validation_schema_from(full: &Value) -> Value {
+    let mut slim = full.clone();
+    if let Some(defs) = slim.get_mut("$defs").and_then(Value::as_object_mut) {
+        defs.retain(|name, _| !name.starts_with("io.k8s."));
+        if let Some(props) = defs
+            .get_mut("Manager")
+            .and_then(|m| m.get_mut("properties"))
+            .and_then(Value::as_object_mut)
+        {
+            for list in props.values_mut() {
+                list["items"] = serde_json::json!({ "type": "object" });
+            }
+        }
+    }
+    slim
+}
+
+/// Problems of `spec.manager`: each volume and mount must read into its k8s-openapi type without
+/// losing a field (an unknown field would be dropped silently by Kubernetes clients).
+fn manager_problems(value: &Value) -> Vec<SpecProblem> {
+    let mut out = Vec::new();
+    let Some(manager) = value.pointer("/spec/manager") else {
+        return out;
+    };
+    check_k8s_list::<Volume>(manager.get("volumes"), "spec.manager.volumes", &mut out);
+    check_k8s_list::<VolumeMount>(
+        manager.get("volumeMounts"),
+        "spec.manager.volumeMounts",
+        &mut out,
+    );
+    out
+}
+
+fn check_k8s_list<T: serde::de::DeserializeOwned + Serialize>(
+    list: Option<&Value>,
+    path: &str,
+    out: &mut Vec<SpecProblem>,
+) {
+    let Some(items) = list.and_then(Value::as_array) else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let here = format!("{path}[{i}]");
+        match serde_json::from_value::<T>(item.clone()) {
+            Err(e) => out.push(SpecProblem {
+                path: here,
+                position: None,
+                message: e.to_string(),
+            }),
+            Ok(typed) => {
+                let back = serde_json::to_value(typed).unwrap_or(Value::Null);
+                dropped_fields(item, &back, &here, out);
+            }
+        }
+    }
+}
+
+/// Reports keys of `original` that did not survive the typed round trip (`back`).
+fn dropped_fields(original: &Value, back: &Value, path: &str, out: &mut Vec<SpecProblem>) {
+    match (original, back) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, v) in a {
+                let here = format!("{path}.{key}");
+                match b.get(key) {
+                    None if !v.is_null() => {
+                        let known = schema_check::closest(key, b.keys().map(String::as_str));
+                        let hint = known
+                            .map(|k| format!(", did you mean `{k}`?"))
+                            .unwrap_or_default();
+                        out.push(SpecProblem {
+                            path: here,
+                            position: None,
+                            message: format!("unknown field `{key}`{hint}"),
+                        });
+                    }
+                    Some(w) => dropped_fields(v, w, &here, out),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (v, w)) in a.iter().zip(b).enumerate() {
+                dropped_fields(v, w, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The top-level shape accepted in a spec file. `argsOneLiner`/`argsFromFile` belong to
 /// kustomize's legacy exec plugin config and are ignored here.
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -243,8 +347,9 @@ fn checked(
     let mut unknown = Vec::new();
     if problems.is_empty() {
         let (found, unknown_keys) =
-            schema_check::check_reporting_unknown(value, &json_schema(), true);
+            schema_check::check_reporting_unknown(value, validation_schema(), true);
         problems.extend(found);
+        problems.extend(manager_problems(value));
         unknown = unknown_keys;
     }
     // Report semantic problems together with schema ones: validate what remains once the unknown
@@ -296,6 +401,27 @@ pub fn check(spec: &RunnerPatchSpec, origin: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn embedded_schema_is_current() {
+        let want = validation_schema_from(&json_schema());
+        if std::env::var_os("RUNNER_PATCH_BLESS").is_some() {
+            let text = serde_json::to_string_pretty(&want).unwrap() + "\n";
+            std::fs::write(
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/schema/runner-patch.validation.json"
+                ),
+                text,
+            )
+            .unwrap();
+            return;
+        }
+        assert!(
+            validation_schema() == &want,
+            "schema/runner-patch.validation.json is stale: re-bless with RUNNER_PATCH_BLESS=1 cargo test --lib"
+        );
+    }
 
     #[test]
     fn loads_the_documented_example() {

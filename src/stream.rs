@@ -69,12 +69,13 @@ pub fn split(input: &str) -> Stream<'_> {
         None => ("", input),
     };
     let bytes = text.as_bytes();
-    // Offsets where a document starts: 0, then every line that begins with a marker.
+    // Offsets where a document starts: 0, then every line that begins with a marker. Searching
+    // for "\n---" skips the ~99 % of lines that cannot start a document at SIMD speed.
     let mut starts = vec![0usize];
     starts.extend(
-        memchr_iter(b'\n', bytes)
+        memchr::memmem::find_iter(bytes, b"\n---")
             .map(|nl| nl + 1)
-            .filter(|&start| start < bytes.len() && is_doc_start(&bytes[start..])),
+            .filter(|&start| is_doc_start(&bytes[start..])),
     );
     // A marker on the very first line starts the first document; no empty document before it.
     let mut docs = Vec::with_capacity(starts.len());
@@ -127,34 +128,46 @@ fn is_trivia(line: &str) -> bool {
     t.is_empty() || t.starts_with('#') || t == "\n" || t == "\r\n" || t == "\r"
 }
 
-/// Splits one document's text into head, body and tail.
+/// Splits one document's text into head, body and tail. Only the leading and trailing trivia
+/// lines are visited, so a large document costs no more than its line count from `split`.
 fn carve(slice: &str, index: usize, first_line: usize) -> Doc<'_> {
-    let lines: Vec<(usize, &str)> = line_spans(slice);
-    let mut head_end = 0usize; // byte offset
+    let bytes = slice.as_bytes();
+    let mut head_end = 0usize;
     let mut head_lines = 0usize;
-    for (k, &(off, l)) in lines.iter().enumerate() {
-        let is_marker = k == 0 && is_doc_start(l.as_bytes());
+    while head_end < slice.len() {
+        let line_end =
+            memchr::memchr(b'\n', &bytes[head_end..]).map_or(slice.len(), |i| head_end + i + 1);
+        let line = &slice[head_end..line_end];
+        let is_marker = head_end == 0 && is_doc_start(line.as_bytes());
         // A marker followed by content on the same line (`--- |`, `--- {…}`) is content.
-        let marker_only = is_marker && is_trivia(&l[3..]);
-        if marker_only || (!is_marker && is_trivia(l)) {
-            head_end = off + l.len();
-            head_lines += 1;
+        let trivia = if is_marker {
+            is_trivia(&line[3..])
         } else {
+            is_trivia(line)
+        };
+        if !trivia {
             break;
         }
+        head_end = line_end;
+        head_lines += 1;
     }
     let mut tail_start = slice.len();
-    for &(off, l) in lines.iter().rev() {
-        if off < head_end {
-            break;
-        }
-        if is_trivia(l) || is_doc_end(l) {
-            tail_start = off;
+    while tail_start > head_end {
+        // The line that ends at `tail_start` (its terminator included).
+        let search_end = if bytes[tail_start - 1] == b'\n' {
+            tail_start - 1
+        } else {
+            tail_start
+        };
+        let line_start = memchr::memrchr(b'\n', &bytes[head_end..search_end])
+            .map_or(head_end, |i| head_end + i + 1);
+        let line = &slice[line_start..tail_start];
+        if is_trivia(line) || is_doc_end(line) {
+            tail_start = line_start;
         } else {
             break;
         }
     }
-    let tail_start = tail_start.max(head_end);
     Doc {
         head: &slice[..head_end],
         body: &slice[head_end..tail_start],
@@ -163,20 +176,6 @@ fn carve(slice: &str, index: usize, first_line: usize) -> Doc<'_> {
         line: first_line,
         body_line: first_line + head_lines,
     }
-}
-
-/// Lines with their byte offsets; each line keeps its terminator.
-fn line_spans(s: &str) -> Vec<(usize, &str)> {
-    let mut out = Vec::new();
-    let mut start = 0usize;
-    for nl in memchr_iter(b'\n', s.as_bytes()) {
-        out.push((start, &s[start..=nl]));
-        start = nl + 1;
-    }
-    if start < s.len() {
-        out.push((start, &s[start..]));
-    }
-    out
 }
 
 #[cfg(test)]
