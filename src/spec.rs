@@ -300,8 +300,13 @@ pub fn load(text: &str, origin: &str) -> Result<RunnerPatchSpec, Error> {
             message,
         }])
     })?;
-    let positions = yaml_positions::collect(text);
-    checked(&value, origin, &|p| positions.find(p))
+    // Positions are only needed to report problems, so the text is walked again only then.
+    let positions = std::sync::OnceLock::new();
+    checked(&value, origin, &|p| {
+        positions
+            .get_or_init(|| yaml_positions::collect(text))
+            .find(p)
+    })
 }
 
 /// Validates a spec given as a JSON value (a kustomize `functionConfig`); no positions.
