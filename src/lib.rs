@@ -10,6 +10,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
+pub mod configmap;
 pub mod error;
 pub mod krm;
 pub mod locate;
@@ -103,9 +104,13 @@ pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patche
         let cm = &found.parsed[&release.configmap];
         let cm_doc = &stream.docs[release.configmap];
         let new_cm = patch_configmap(cm, cm_doc, &toml_patch, &mut outcome.warnings)?;
-        let checksum = new_cm.as_ref().map(checksum);
-        if let Some(value) = &new_cm {
-            rewritten.insert(release.configmap, render(cm_doc, value, &cm.doc_ref)?);
+        let checksum = new_cm.as_ref().map(|c| checksum(&c.value));
+        if let Some(change) = &new_cm {
+            let text = match render_in_place(cm_doc, change) {
+                Some(text) => text,
+                None => render(cm_doc, &change.value, &cm.doc_ref)?,
+            };
+            rewritten.insert(release.configmap, text);
         }
         let deploy = &found.parsed[&release.deployment];
         let pod_patch = pod::PodPatch {
@@ -222,7 +227,7 @@ fn patch_configmap(
     doc: &Doc<'_>,
     patch: &TomlPatch,
     warnings: &mut Vec<String>,
-) -> Result<Option<Value>, Error> {
+) -> Result<Option<ConfigMapChange>, Error> {
     if patch.is_empty() {
         return Ok(None);
     }
@@ -266,9 +271,35 @@ fn patch_configmap(
     );
     Ok(applied.text.map(|new_text| {
         let mut value = cm.value.clone();
-        value["data"][key] = Value::String(new_text);
-        value
+        value["data"][key] = Value::String(new_text.clone());
+        ConfigMapChange {
+            key,
+            text: new_text,
+            value,
+        }
     }))
+}
+
+/// A changed runner ConfigMap: which key, its new text, and the whole new value.
+struct ConfigMapChange {
+    key: &'static str,
+    text: String,
+    value: Value,
+}
+
+/// Rewrites only the TOML scalar in the document's own text, so that the rest of the ConfigMap
+/// stays byte for byte. `None` (fall back to re-emitting) when the text cannot be edited in place
+/// or does not read back as exactly the intended value.
+fn render_in_place(doc: &Doc<'_>, change: &ConfigMapChange) -> Option<String> {
+    if doc.uses_crlf() || doc.body.starts_with("---") {
+        return None;
+    }
+    let body = configmap::replace_data_value(doc.body, change.key, &change.text)?;
+    let reread = yaml::parse(&body).ok()?;
+    if reread != change.value {
+        return None;
+    }
+    Some([doc.head, body.as_str(), doc.tail].concat())
 }
 
 /// The stream line of `key:` when its value is a block scalar (TOML line n is at that line + n).
