@@ -47,10 +47,13 @@ SH
 chmod +x "$wrapper/run.sh"
 
 echo "## Umbrella chart render ($(wc -c < "$umbrella") bytes)"
+# File in, /dev/null out; then pipe in, pipe out (how Helm runs a post-renderer).
 hyperfine --style basic --warmup 3 --runs "${RUNS:-30}" --export-markdown "$out/umbrella.md" \
-  -n cat "cat < '$umbrella' > /dev/null" \
-  -n runner-patch "'$bin' -c '$spec' < '$umbrella' > /dev/null" \
-  -n kustomize-wrapper "'$wrapper/run.sh' < '$umbrella' > /dev/null"
+  -n "cat (file)" "cat < '$umbrella' > /dev/null" \
+  -n "runner-patch (file)" "'$bin' -c '$spec' < '$umbrella' > /dev/null" \
+  -n "cat (pipe)" "cat '$umbrella' | cat | cat > /dev/null" \
+  -n "runner-patch (pipe)" "cat '$umbrella' | '$bin' -c '$spec' | cat > /dev/null" \
+  -n "kustomize-wrapper (pipe)" "cat '$umbrella' | '$wrapper/run.sh' | cat > /dev/null"
 for name in cat runner-patch; do
   case $name in cat) cmd=(cat);; runner-patch) cmd=("$bin" -c "$spec");; esac
   rss=$(/usr/bin/time -f '%M' "${cmd[@]}" < "$umbrella" 2>&1 >/dev/null | tail -n1)

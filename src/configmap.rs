@@ -20,7 +20,9 @@ struct ValueSite {
 }
 
 /// `body` with `data[key]` replaced by `value` written as a literal block, or `None` when that is
-/// not possible (see the module docs).
+/// not possible (see the module docs). The replacement is verified: the rewritten `key: value`
+/// region must read back as exactly `value` (the region is all that changed, from right after the
+/// key to the start of the next line, so the surrounding structure cannot move).
 pub fn replace_data_value(body: &str, key: &str, value: &str) -> Option<String> {
     if !literal_block_can_hold(value) {
         return None;

@@ -145,7 +145,9 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
 }
 
 fn read_stdin() -> anyhow::Result<String> {
-    let mut bytes = Vec::new();
+    // Reserve (not touch) room for a typical umbrella render up front: growing from a few bytes
+    // by doubling would copy the stream several times and fault in fresh pages at every step.
+    let mut bytes = Vec::with_capacity(4 << 20);
     io::stdin()
         .lock()
         .read_to_end(&mut bytes)
