@@ -27,6 +27,18 @@ Examples:
   # Flags only
   runner-patch --host-alias 172.25.25.32=gitlab.example.com,registry.example.com --pull-policy if-not-present < all.yaml
 
+  # kustomize legacy exec plugin (binary linked as <plugin home>/runner-patch.dev/v1alpha1/runnerpatch/RunnerPatch)
+  kubectl kustomize --enable-alpha-plugins deploy/kustomize/legacy-plugin
+
+  # KRM function (ResourceList in, ResourceList out)
+  kustomize build --enable-alpha-plugins --enable-exec .      # with config.kubernetes.io/function: exec: {path: runner-patch, args: [krm]}
+
+  # Argo CD CMP generate step (deploy/argocd/plugin.yaml)
+  helm template \"$ARGOCD_APP_NAME\" . -n \"$ARGOCD_APP_NAMESPACE\" --post-renderer runner-patch --post-renderer-args --config=runner-patch.yaml
+
+  # Shell completions
+  runner-patch completions bash > /etc/bash_completion.d/runner-patch
+
 Exit status: 0 ok, 2 bad spec or usage, 3 bad input or conflict, 4 no gitlab-runner release found, 1 internal error.";
 
 /// Patch GitLab Runner host aliases, CA volumes and pull policy into rendered gitlab-runner
@@ -54,6 +66,11 @@ pub enum Command {
     },
     /// KRM function: a ResourceList on stdin (functionConfig = RunnerPatch), a ResourceList on stdout.
     Krm,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Options of the stream filter.

@@ -18,6 +18,12 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Some(Command::Schema { json }) => print_schema(json),
         Some(Command::Krm) => run_krm(),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "runner-patch", &mut buf);
+            write_stdout(&buf)
+        }
         Some(Command::HelmPostRender(args)) => run_filter(&args),
         None => run_filter(&cli.patch),
     };

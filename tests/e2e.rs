@@ -628,3 +628,59 @@ fn argocd_cmp_generate_fails_loudly_on_a_bad_spec() {
         );
     }
 }
+
+#[test]
+fn helm4_plugin_from_a_packaged_release_archive() {
+    let home = tempfile::tempdir().unwrap();
+    let spec = spec_file(home.path());
+    let staged = plugin_dir(&home.path().join("stage"));
+    let dist = home.path().join("dist");
+    ok(helm_cmd(&helm4(), home.path())
+        .args(["plugin", "package"])
+        .arg(&staged)
+        .arg("-d")
+        .arg(&dist)
+        .arg("--sign=false")
+        .output()
+        .unwrap());
+    let archive = dist.join(format!("runner-patch-{}.tgz", env!("CARGO_PKG_VERSION")));
+    assert!(archive.is_file(), "no archive at {}", archive.display());
+    ok(helm_cmd(&helm4(), home.path())
+        .args(["plugin", "install"])
+        .arg(&archive)
+        .arg("--verify=false")
+        .output()
+        .unwrap());
+    let patched = ok(helm_cmd(&helm4(), home.path())
+        .args(["template", "gitlab-runner"])
+        .arg(chart())
+        .args([
+            "-n",
+            "gitlab-test",
+            "--post-renderer",
+            "runner-patch",
+            "--post-renderer-args",
+        ])
+        .arg(format!("--config={}", spec.display()))
+        .output()
+        .unwrap());
+    assert_patched(&patched, "gitlab-runner", None);
+}
+
+#[test]
+fn plugin_version_matches_the_crate() {
+    let plugin: Value =
+        runner_patch::yaml::parse(&fs::read_to_string(repo().join("plugin.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(plugin["version"], env!("CARGO_PKG_VERSION"));
+    let out = ok(Command::new(BIN).arg("--version").output().unwrap());
+    assert_eq!(
+        out.trim(),
+        format!("runner-patch {}", env!("CARGO_PKG_VERSION"))
+    );
+    let bash = ok(Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap());
+    assert!(bash.contains("runner-patch") && bash.contains("--host-alias"));
+}
