@@ -48,6 +48,18 @@ if [ ! -x "$tools/helm3/helm" ]; then
   mv "$tools/v31/helm/helm" "$tools/helm3/helm"
   rm -rf "$tools/v31"
 fi
+# Helm's Go YAML readers (go-yaml v2 via sigs.k8s.io/yaml, yaml.v3), from Debian's packages, for
+# the fidelity tests (tests/go_fidelity.rs). GOPATH mode: no module proxy is needed.
+if [ ! -x "$tools/go-reader" ] || [ "$root/tests/go-reader/main.go" -nt "$tools/go-reader" ]; then
+  pkgs="golang-go golang-gopkg-yaml.v2-dev golang-k8s-sigs-yaml-dev golang-gopkg-yaml.v3-dev"
+  if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/sigs.k8s.io/yaml ] || [ ! -d /usr/share/gocode/src/gopkg.in/yaml.v3 ]; then
+    echo "installing Go and the YAML libraries Helm uses (Debian packages)" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $pkgs >&2
+  fi
+  (cd "$root" && GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE="$tools/go-cache" go build -o "$tools/go-reader" ./tests/go-reader)
+fi
 "$tools/helm4/helm" version --short
 "$tools/helm3/helm" version --short
 "$tools/kubectl/kubectl" version --client 2>/dev/null | head -n2
