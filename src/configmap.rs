@@ -7,7 +7,7 @@
 //! re-emits the whole document instead. The caller also re-reads the result and compares it with
 //! the intended value, so a wrong edit can never go out.
 
-use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
 
 /// Where a `data` value sits in a document's text.
 struct ValueSite {
@@ -66,6 +66,9 @@ fn find(body: &str, key: &str) -> Option<ValueSite> {
     let mut in_data = false;
     let mut pending: Option<(usize, usize)> = None; // key_end, key_col of the matched key
     let mut last_top_key: Option<String> = None;
+    let mut seen_data = false;
+    // The whole document is read, so that a duplicate key or `data:` is noticed.
+    let mut found: Option<ValueSite> = None;
     for item in Parser::new_from_str(body) {
         let (event, span) = item.ok()?;
         let at_key = expect_key.last().copied().unwrap_or(false);
@@ -73,8 +76,16 @@ fn find(body: &str, key: &str) -> Option<ValueSite> {
             Event::Scalar(text, style, ..) => {
                 if at_key {
                     if depth == 1 {
+                        // A second `data:` would win over the first (last-wins, like go-yaml v2).
+                        if text == "data" && seen_data {
+                            return None;
+                        }
+                        seen_data |= text == "data";
                         last_top_key = Some(text.to_string());
                     } else if depth == 2 && in_data && text == key {
+                        if found.is_some() {
+                            return None; // duplicate key: the in-place edit could hit the wrong one
+                        }
                         pending = Some((span.end.byte_offset()?, span.start.col()));
                     }
                 } else if let Some((key_end, key_col)) = pending.take() {
@@ -99,7 +110,7 @@ fn find(body: &str, key: &str) -> Option<ValueSite> {
                             line_end
                         }
                     };
-                    return Some(ValueSite {
+                    found = Some(ValueSite {
                         key_end,
                         key_col,
                         value_end,
@@ -115,6 +126,10 @@ fn find(body: &str, key: &str) -> Option<ValueSite> {
                 }
                 if depth == 1 && at_key {
                     return None; // complex key at the top level: not a Helm document
+                }
+                // A literal block cannot stand inside a flow collection (`{"data": {…}}`, JSON).
+                if depth < 2 && matches!(event, Event::MappingStart(StructureStyle::Flow, ..)) {
+                    return None;
                 }
                 in_data = depth == 1
                     && last_top_key.as_deref() == Some("data")
@@ -144,7 +159,7 @@ fn find(body: &str, key: &str) -> Option<ValueSite> {
             _ => {}
         }
     }
-    None
+    found
 }
 
 #[cfg(test)]
@@ -167,6 +182,18 @@ mod tests {
         let body = "data:\n  t:   \"a\\n b \\n\"  # c\n  z: 1\n";
         let out = replace_data_value(body, "t", "a\n b \nc").unwrap();
         assert_eq!(out, "data:\n  t: |-\n    a\n     b \n    c\n  z: 1\n");
+    }
+
+    #[test]
+    fn declines_flow_style() {
+        assert!(replace_data_value("{\"data\": {\"t\": \"a\"}}\n", "t", "v\n").is_none());
+        assert!(replace_data_value("data: {t: a}\n", "t", "v\n").is_none());
+    }
+
+    #[test]
+    fn declines_duplicate_keys() {
+        assert!(replace_data_value("data:\n  t: a\n  t: b\n", "t", "v\n").is_none());
+        assert!(replace_data_value("data:\n  t: a\ndata:\n  t: b\n", "t", "v\n").is_none());
     }
 
     #[test]
