@@ -7,3 +7,5 @@ scripts/install-test-tools.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+# Fuzz smoke: a short run of each cargo-fuzz target (longer runs: scripts/fuzz.sh SECONDS).
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

@@ -145,20 +145,33 @@ impl Failure {
     }
 }
 
+/// The largest input accepted: the stream is held in memory (nothing may be written before the
+/// run has succeeded), so an endless or huge stdin must not exhaust it.
+const MAX_INPUT_BYTES: u64 = 1 << 30;
+
 fn read_text(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_limited(file, 0).with_context(|| format!("cannot read {}", path.display()))?;
     utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
 fn read_stdin() -> anyhow::Result<String> {
     // Reserve (not touch) room for a typical umbrella render up front: growing from a few bytes
     // by doubling would copy the stream several times and fault in fresh pages at every step.
-    let mut bytes = Vec::with_capacity(4 << 20);
-    io::stdin()
-        .lock()
-        .read_to_end(&mut bytes)
-        .context("cannot read stdin")?;
+    let bytes = read_limited(io::stdin().lock(), 4 << 20).context("cannot read stdin")?;
     utf8(bytes).context("stdin is not UTF-8")
+}
+
+fn read_limited(reader: impl Read, capacity: usize) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(capacity);
+    reader.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= MAX_INPUT_BYTES,
+        "input is larger than the limit of {} MiB",
+        MAX_INPUT_BYTES >> 20
+    );
+    Ok(bytes)
 }
 
 fn utf8(bytes: Vec<u8>) -> anyhow::Result<String> {

@@ -48,12 +48,17 @@ pub fn emit(value: &Value) -> Result<String, String> {
     }
 }
 
+/// Budgets for the few documents that are parsed (runner candidates, the spec). A real runner
+/// Deployment or ConfigMap has a few thousand nodes; these limits are two orders of magnitude above
+/// that and keep an alias bomb to well under a second and ~100 MB. Documented in the README.
 fn read_options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_documents = 1;
-    budget.max_nodes = 5_000_000;
-    budget.max_events = 10_000_000;
+    budget.max_nodes = 1_000_000;
+    budget.max_events = 2_000_000;
     budget.max_depth = 256;
+    budget.max_recorded_anchor_events = 100_000;
+    budget.max_recorded_anchor_bytes = 8 << 20;
     serde_saphyr::options! {
         legacy_octal_numbers: true,
         budget: Some(budget),
