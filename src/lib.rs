@@ -9,6 +9,7 @@
 //! The library does no I/O and prints nothing; `main` owns stdin, stdout, stderr and exit codes.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod certs;
 pub mod cli;
 pub mod configmap;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod runner_toml;
 pub mod schema_check;
 pub mod spec;
 pub mod stream;
+pub mod trust;
 pub mod validate;
 pub mod yaml;
 pub mod yaml_positions;
@@ -100,11 +102,26 @@ pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patche
 
     let mut outcome = Patched::default();
     let mut rewritten: BTreeMap<usize, String> = BTreeMap::new();
+    let mut appended: Vec<String> = Vec::new();
     for release in &found.releases {
         let cm = &found.parsed[&release.configmap];
         let cm_doc = &stream.docs[release.configmap];
-        let new_cm = patch_configmap(cm, cm_doc, &toml_patch, &mut outcome.warnings)?;
-        let checksum = new_cm.as_ref().map(|c| checksum(&c.value));
+        let deploy = &found.parsed[&release.deployment];
+        let plan = plan_certificates(spec, cm, deploy, release.container, &mut outcome.warnings);
+        let mut release_toml = toml_patch.clone();
+        release_toml
+            .config_map_volumes
+            .extend(plan.trust.job_config_maps.iter().cloned());
+        release_toml
+            .secret_volumes
+            .extend(plan.trust.job_secrets.iter().cloned());
+        release_toml.tls_ca_file = plan.trust.tls_ca_file.clone();
+        let new_cm = patch_configmap(cm, cm_doc, &release_toml, &mut outcome.warnings)?;
+        // The pods roll when the runner TOML or any certificate they mount changes.
+        let checksum = (new_cm.is_some() || !plan.trust.generated.is_empty()).then(|| {
+            let final_cm = new_cm.as_ref().map_or(&cm.value, |c| &c.value);
+            checksum(final_cm, &plan.trust.generated)
+        });
         if let Some(change) = &new_cm {
             let text = match render_in_place(cm_doc, change) {
                 Some(text) => text,
@@ -112,12 +129,12 @@ pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patche
             };
             rewritten.insert(release.configmap, text);
         }
-        let deploy = &found.parsed[&release.deployment];
         let pod_patch = pod::PodPatch {
             host_aliases: manager_aliases.clone(),
             volumes,
             volume_mounts: mounts,
             checksum,
+            certs: Some((plan.certs_dir, plan.trust.manager_sources.as_slice())),
         };
         let new_deploy =
             pod::apply(&deploy.value, release.container, &pod_patch).map_err(|f| Error::Field {
@@ -130,6 +147,38 @@ pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patche
                 release.deployment,
                 render(&stream.docs[release.deployment], value, &deploy.doc_ref)?,
             );
+        }
+        // Generated ConfigMaps: updated where an earlier run put them, otherwise appended.
+        for generated in &plan.trust.generated {
+            let key = (
+                generated
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                generated
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+            let doc_ref = DocRef {
+                kind: "ConfigMap".into(),
+                namespace: key.0.clone(),
+                name: key.1.clone(),
+                ..DocRef::default()
+            };
+            match found.generated.get(&key) {
+                Some(&pos) if found.parsed[&pos].value == *generated => {}
+                Some(&pos) => {
+                    rewritten.insert(pos, render(&stream.docs[pos], generated, &doc_ref)?);
+                }
+                None => {
+                    appended.push(yaml::emit(generated).map_err(|message| Error::Fidelity {
+                        doc: Box::new(doc_ref),
+                        message,
+                    })?)
+                }
+            }
         }
         let r = &deploy.doc_ref;
         outcome.releases.push(format!(
@@ -155,7 +204,113 @@ pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patche
         offset += len;
     }
     outcome.pieces.push(input[start..].into());
+    if !appended.is_empty() {
+        // New documents go at the end; Helm 4 names them `generated-by-postrender-N.yaml`.
+        let crlf = stream.docs.last().is_some_and(Doc::uses_crlf);
+        if !input.is_empty() && !input.ends_with('\n') {
+            outcome.pieces.push("\n".into());
+        }
+        for text in appended {
+            let doc = format!("---\n{text}");
+            outcome
+                .pieces
+                .push(if crlf { doc.replace('\n', "\r\n") } else { doc }.into());
+        }
+    }
     Ok(outcome)
+}
+
+/// What a release's certificates need, with the directory the manager reads them from.
+struct CertPlan {
+    trust: trust::Plan,
+    certs_dir: &'static str,
+}
+
+fn plan_certificates(
+    spec: &RunnerPatchSpec,
+    cm: &Parsed,
+    deploy: &Parsed,
+    container: usize,
+    warnings: &mut Vec<String>,
+) -> CertPlan {
+    let pod = deploy.value.pointer("/spec/template/spec");
+    let runs_as_root = |ctx: Option<&Value>| {
+        ctx.and_then(|c| c.get("runAsUser")).and_then(Value::as_i64) == Some(0)
+    };
+    let c = pod.and_then(|p| p.pointer(&format!("/containers/{container}")));
+    let certs_dir = if runs_as_root(c.and_then(|c| c.get("securityContext")))
+        || runs_as_root(pod.and_then(|p| p.get("securityContext")))
+    {
+        trust::ROOT_CERTS_DIR
+    } else {
+        trust::CERTS_DIR
+    };
+    if spec.certificates.is_empty() {
+        return CertPlan {
+            trust: trust::Plan::default(),
+            certs_dir,
+        };
+    }
+    let data = cm.value.get("data");
+    let toml_text = data
+        .and_then(|d| {
+            d.get("config.template.toml")
+                .or_else(|| d.get("config.toml"))
+        })
+        .and_then(Value::as_str);
+    let job_namespace = toml_text.and_then(runner_toml::job_namespace);
+    let mut labels = serde_json::Map::new();
+    for key in ["app", "release"] {
+        if let Some(v) = deploy.value.pointer(&format!("/metadata/labels/{key}")) {
+            labels.insert(key.into(), v.clone());
+        }
+    }
+    let info = trust::ReleaseInfo {
+        fullname: &deploy.doc_ref.name,
+        namespace: deploy.doc_ref.namespace.as_deref(),
+        job_namespace: job_namespace.as_deref(),
+        labels,
+        certs_dir,
+    };
+    let mut plan = trust::plan(&spec.certificates, &info);
+    // The runner uses certs/<host>.crt for the URL's host only: say so when they differ.
+    let url = c
+        .and_then(|c| c.get("env"))
+        .and_then(Value::as_array)
+        .and_then(|env| {
+            env.iter()
+                .find(|e| e.get("name").and_then(Value::as_str) == Some("CI_SERVER_URL"))
+        })
+        .and_then(|e| e.get("value"))
+        .and_then(Value::as_str)
+        .map(|u| {
+            u.split("://")
+                .nth(1)
+                .unwrap_or(u)
+                .split(['/', ':'])
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        });
+    for cert in spec
+        .certificates
+        .iter()
+        .filter(|c| c.purpose == spec::CertPurpose::Gitlab)
+    {
+        if let Some(host) = &url
+            && host != cert.hostname()
+        {
+            warnings.push(format!(
+                "{}: the GitLab certificate is for {:?} but CI_SERVER_URL points at {host:?}; the runner only uses certs/<URL host>.crt",
+                deploy.doc_ref, cert.host
+            ));
+            plan.tls_ca_file = None;
+        }
+    }
+    CertPlan {
+        trust: plan,
+        certs_dir,
+    }
 }
 
 /// Builds the TOML part of the patch from the spec.
@@ -179,6 +334,8 @@ fn toml_patch(spec: &RunnerPatchSpec) -> Result<TomlPatch, Error> {
     Ok(TomlPatch {
         host_aliases: aliases_for(spec, ApplyTo::Jobs),
         config_map_volumes: spec.config_map_volumes.clone(),
+        secret_volumes: Vec::new(),
+        tls_ca_file: None,
         pull_policy: spec
             .pull_policy
             .as_ref()
@@ -312,11 +469,27 @@ fn block_scalar_line(doc: &Doc<'_>, key: &str) -> Option<usize> {
 
 /// A digest of the ConfigMap's data that does not depend on YAML formatting (Helm 3 text and
 /// Helm 4's re-serialized input give the same value), so repeated runs agree.
-fn checksum(configmap: &Value) -> String {
-    let mut canonical: BTreeMap<&str, BTreeMap<&str, &Value>> = BTreeMap::new();
+fn checksum(configmap: &Value, generated: &[Value]) -> String {
+    let mut canonical: BTreeMap<String, BTreeMap<&str, &Value>> = BTreeMap::new();
     for field in ["data", "binaryData"] {
         if let Some(map) = configmap.get(field).and_then(Value::as_object) {
-            canonical.insert(field, map.iter().map(|(k, v)| (k.as_str(), v)).collect());
+            canonical.insert(
+                field.to_owned(),
+                map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            );
+        }
+    }
+    // Certificates the pods mount: a renewed certificate rolls them too.
+    for g in generated {
+        let name = g
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(map) = g.get("data").and_then(Value::as_object) {
+            canonical.insert(
+                format!("generated/{name}"),
+                map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            );
         }
     }
     let bytes = serde_json::to_vec(&canonical).expect("JSON serializes");

@@ -45,12 +45,15 @@ pub struct Found {
     pub parsed: BTreeMap<usize, Parsed>,
     /// Number of non-empty documents scanned.
     pub scanned: usize,
+    /// ConfigMaps an earlier run generated (`runner-patch.dev/generated`), by (namespace, name).
+    pub generated: BTreeMap<(Option<String>, String), usize>,
 }
 
 /// Locates every runner release in `docs` that `selector` selects.
 pub fn find(docs: &[Doc<'_>], selector: Option<&Selector>) -> Result<Found, Error> {
     let cm_marker = memmem::Finder::new(b"check-live");
     let deploy_marker = memmem::Finder::new(b"/configmaps/entrypoint");
+    let generated_marker = memmem::Finder::new(crate::trust::GENERATED_LABEL.as_bytes());
     let mut found = Found::default();
     let mut configmaps: Vec<usize> = Vec::new();
     let mut deployments: Vec<(usize, String, usize)> = Vec::new();
@@ -60,12 +63,28 @@ pub fn find(docs: &[Doc<'_>], selector: Option<&Selector>) -> Result<Found, Erro
         }
         found.scanned += 1;
         let bytes = doc.body.as_bytes();
-        if cm_marker.find(bytes).is_none() && deploy_marker.find(bytes).is_none() {
+        let maybe_generated = generated_marker.find(bytes).is_some();
+        if !maybe_generated
+            && cm_marker.find(bytes).is_none()
+            && deploy_marker.find(bytes).is_none()
+        {
             continue;
         }
         let value = parse_doc(doc)?;
         let doc_ref = doc_ref(doc, &value);
-        if is_runner_configmap(&value) {
+        if maybe_generated
+            && value.get("kind").and_then(Value::as_str) == Some("ConfigMap")
+            && value
+                .pointer(&format!(
+                    "/metadata/labels/{}",
+                    crate::trust::GENERATED_LABEL.replace('/', "~1")
+                ))
+                .is_some()
+        {
+            found
+                .generated
+                .insert((doc_ref.namespace.clone(), doc_ref.name.clone()), pos);
+        } else if is_runner_configmap(&value) {
             configmaps.push(pos);
         } else if let Some((cm_name, container)) = runner_deployment(&value) {
             deployments.push((pos, cm_name, container));

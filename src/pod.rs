@@ -23,7 +23,12 @@ pub struct PodPatch<'a> {
     pub volume_mounts: &'a [VolumeMount],
     /// New value for `checksum/configmap`, when the ConfigMap changed.
     pub checksum: Option<String>,
+    /// Certificates for the runner's certs directory: `(directory, projected-volume sources)`.
+    pub certs: Option<(&'a str, &'a [Value])>,
 }
+
+/// Name of the projected volume runner-patch adds for the certs directory.
+pub const CERTS_VOLUME: &str = "runner-patch-certs";
 
 /// A field of the Deployment that conflicts with the patch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +52,11 @@ pub fn apply(
     host_alias_ops(&pod, &patch.host_aliases, &mut ops)?;
     volume_ops(&pod, patch.volumes, &mut ops)?;
     mount_ops(&pod, container, patch.volume_mounts, &mut ops)?;
+    if let Some((dir, sources)) = patch.certs
+        && !sources.is_empty()
+    {
+        certs_ops(&pod, container, dir, sources, &mut ops)?;
+    }
     if let Some(sum) = &patch.checksum {
         checksum_ops(deployment, sum, &mut ops);
     }
@@ -256,6 +266,132 @@ fn mount_ops(
     Ok(())
 }
 
+/// Mounts the certificate sources at the runner's certs directory. When the chart already mounts
+/// a volume there (`certsSecretName` → `custom-certs`), that volume becomes a projected volume
+/// holding both, because two mounts on one directory would shadow each other and a file mounted
+/// into a read-only Secret volume cannot be created.
+fn certs_ops(
+    pod: &Value,
+    container: usize,
+    dir: &str,
+    sources: &[Value],
+    ops: &mut Vec<PatchOperation>,
+) -> Result<(), FieldFailure> {
+    let c = pod
+        .pointer(&format!("/containers/{container}"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mounts = list(&c, "volumeMounts")?;
+    let dir_trimmed = dir.trim_end_matches('/');
+    let existing = mounts.iter().find(|m| {
+        m.get("mountPath")
+            .and_then(Value::as_str)
+            .map(|p| p.trim_end_matches('/'))
+            == Some(dir_trimmed)
+    });
+    let volumes = list(pod, "volumes")?;
+    let Some(mount) = existing else {
+        let volume = json!({"name": CERTS_VOLUME, "projected": {"sources": sources}});
+        match volumes
+            .iter()
+            .position(|v| v.get("name").and_then(Value::as_str) == Some(CERTS_VOLUME))
+        {
+            Some(i) if volumes[i] == volume => {}
+            Some(i) => ops.push(PatchOperation::Replace(ReplaceOperation {
+                path: pod_ptr(&["volumes", &i.to_string()]),
+                value: volume,
+            })),
+            None => append(pod, "volumes", &["volumes"], vec![volume], ops),
+        }
+        let mount = json!({"name": CERTS_VOLUME, "mountPath": dir, "readOnly": true});
+        let container_key = container.to_string();
+        append(
+            &c,
+            "volumeMounts",
+            &["containers", &container_key, "volumeMounts"],
+            vec![mount],
+            ops,
+        );
+        return Ok(());
+    };
+    let name = mount
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(i) = volumes
+        .iter()
+        .position(|v| v.get("name").and_then(Value::as_str) == Some(name))
+    else {
+        return Err(FieldFailure {
+            field: "spec.template.spec.volumes".into(),
+            message: format!("volume {name:?} mounted at {dir} is not defined"),
+        });
+    };
+    let volume = &volumes[i];
+    // The sources the directory already has, as projections.
+    let mut merged: Vec<Value> = if let Some(secret) = volume.get("secret") {
+        let mut projection = serde_json::Map::new();
+        projection.insert(
+            "name".into(),
+            secret.get("secretName").cloned().unwrap_or(Value::Null),
+        );
+        for key in ["items", "optional"] {
+            if let Some(v) = secret.get(key) {
+                projection.insert(key.into(), v.clone());
+            }
+        }
+        vec![json!({ "secret": projection })]
+    } else if let Some(cm) = volume.get("configMap") {
+        let mut projection = cm.clone();
+        if let Some(o) = projection.as_object_mut() {
+            o.remove("defaultMode");
+        }
+        vec![json!({ "configMap": projection })]
+    } else if let Some(projected) = volume
+        .pointer("/projected/sources")
+        .and_then(Value::as_array)
+    {
+        projected.clone()
+    } else {
+        return Err(FieldFailure {
+            field: format!("spec.template.spec.volumes[{i}]"),
+            message: format!(
+                "volume {name:?} is mounted at the certs directory {dir}; only a secret, configMap or projected volume can be combined with the certificates"
+            ),
+        });
+    };
+    for source in sources {
+        // Same kind and object name: ours replaces it; otherwise it is added.
+        let same = |s: &Value| {
+            ["configMap", "secret"].iter().any(|k| {
+                s.get(k).is_some()
+                    && s.get(k).and_then(|x| x.get("name"))
+                        == source.get(k).and_then(|x| x.get("name"))
+            })
+        };
+        match merged.iter().position(same) {
+            Some(j) => merged[j] = source.clone(),
+            None => merged.push(source.clone()),
+        }
+    }
+    let mut projected = json!({ "sources": merged });
+    let default_mode = volume
+        .get("secret")
+        .or_else(|| volume.get("configMap"))
+        .and_then(|v| v.get("defaultMode"));
+    if let Some(mode) = default_mode.or_else(|| volume.pointer("/projected/defaultMode")) {
+        projected["defaultMode"] = mode.clone();
+    }
+    let new_volume = json!({ "name": name, "projected": projected });
+    if !semantically_equal(volume, &new_volume) {
+        ops.push(PatchOperation::Replace(ReplaceOperation {
+            path: pod_ptr(&["volumes", &i.to_string()]),
+            value: new_volume,
+        }));
+    }
+    Ok(())
+}
+
 /// Adds `items` at the end of the list `key` of `parent` (creating it when absent).
 fn append(
     parent: &Value,
@@ -372,6 +508,7 @@ mod tests {
             volumes: &volumes,
             volume_mounts: &mounts,
             checksum: Some("new".into()),
+            certs: None,
         };
         let out = apply(&deployment(), 0, &patch).unwrap().unwrap();
         assert_eq!(

@@ -55,6 +55,10 @@ pub struct TomlPatch {
     /// IP and hostnames, in spec order.
     pub host_aliases: Vec<(String, Vec<String>)>,
     pub config_map_volumes: Vec<ConfigMapVolume>,
+    /// `[[runners.kubernetes.volumes.secret]]` entries (same keys as config_map).
+    pub secret_volumes: Vec<ConfigMapVolume>,
+    /// `tls-ca-file` of each `[[runners]]` (the GitLab CA the manager mounts).
+    pub tls_ca_file: Option<String>,
     /// Runner spellings (`if-not-present`).
     pub pull_policy: Option<Vec<&'static str>>,
     pub allowed_pull_policies: Option<Vec<&'static str>>,
@@ -66,6 +70,8 @@ impl TomlPatch {
     pub fn is_empty(&self) -> bool {
         self.host_aliases.is_empty()
             && self.config_map_volumes.is_empty()
+            && self.secret_volumes.is_empty()
+            && self.tls_ca_file.is_none()
             && self.pull_policy.is_none()
             && self.allowed_pull_policies.is_none()
             && self.fragment.is_none()
@@ -172,8 +178,12 @@ pub fn apply(text: &str, patch: &TomlPatch) -> Result<Applied, TomlFailure> {
         if let Some(fragment) = &patch.fragment {
             merge_table(runner, &fragment.runner, &indent, &base)?;
         }
+        if let Some(path) = &patch.tls_ca_file {
+            set_value(runner, "tls-ca-file", path.as_str().into(), &indent);
+        }
         if patch.host_aliases.is_empty()
             && patch.config_map_volumes.is_empty()
+            && patch.secret_volumes.is_empty()
             && patch.pull_policy.is_none()
             && patch.allowed_pull_policies.is_none()
         {
@@ -183,7 +193,14 @@ pub fn apply(text: &str, patch: &TomlPatch) -> Result<Applied, TomlFailure> {
             child_table(runner, "kubernetes", &indent, &format!("{base}.kubernetes"))?;
         let k8s_path = format!("{base}.kubernetes");
         merge_host_aliases(k8s, &patch.host_aliases, &k8s_indent, &k8s_path)?;
-        merge_config_maps(k8s, &patch.config_map_volumes, &k8s_indent, &k8s_path)?;
+        merge_volumes(
+            k8s,
+            &patch.config_map_volumes,
+            "config_map",
+            &k8s_indent,
+            &k8s_path,
+        )?;
+        merge_volumes(k8s, &patch.secret_volumes, "secret", &k8s_indent, &k8s_path)?;
         set_pull_policies(k8s, patch, &k8s_indent, &k8s_path, &mut warnings)?;
     }
     let out = doc.to_string();
@@ -202,6 +219,18 @@ pub fn apply(text: &str, patch: &TomlPatch) -> Result<Applied, TomlFailure> {
 /// 1-based line of byte `offset` in `text`.
 pub fn line_of(text: &str, offset: usize) -> usize {
     1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..offset.min(text.len())]).count()
+}
+
+/// The job namespace of the first `[[runners]]` (`[runners.kubernetes] namespace`), if set.
+pub fn job_namespace(text: &str) -> Option<String> {
+    let doc: DocumentMut = text.parse().ok()?;
+    let runners = doc.get("runners")?.as_array_of_tables()?;
+    let ns = runners
+        .get(0)?
+        .get("kubernetes")?
+        .get("namespace")?
+        .as_str()?;
+    Some(ns.to_owned())
 }
 
 /// Reads the first `[[runners]]` table-count of a TOML text (for locating the target key).
@@ -481,9 +510,10 @@ fn string_array(items: &[impl AsRef<str>]) -> Array {
 // ---------------------------------------------------------------------------------------------
 // volumes.config_map
 
-fn merge_config_maps(
+fn merge_volumes(
     k8s: &mut Table,
     volumes: &[ConfigMapVolume],
+    target: &str,
     indent: &Indent,
     path: &str,
 ) -> Result<(), TomlFailure> {
@@ -514,7 +544,7 @@ fn merge_config_maps(
                 let name = other.get("name").and_then(Item::as_str);
                 let mount = other.get("mount_path").and_then(Item::as_str);
                 let here = format!("{vol_path}.{kind}[{j}]");
-                if name == Some(v.name.as_str()) && kind != "config_map" {
+                if name == Some(v.name.as_str()) && kind != target {
                     return Err(TomlFailure {
                         line: None,
                         path: Some(here),
@@ -540,15 +570,16 @@ fn merge_config_maps(
                 }
             }
         }
-        if !vols.contains_key("config_map") {
-            vols.insert("config_map", Item::ArrayOfTables(ArrayOfTables::new()));
+        if !vols.contains_key(target) {
+            vols.insert(target, Item::ArrayOfTables(ArrayOfTables::new()));
         }
-        let Some(Item::ArrayOfTables(list)) = vols.get_mut("config_map") else {
+        let Some(Item::ArrayOfTables(list)) = vols.get_mut(target) else {
             return Err(TomlFailure {
                 line: None,
-                path: Some(format!("{vol_path}.config_map")),
-                message: "must be an array of tables ([[runners.kubernetes.volumes.config_map]])"
-                    .into(),
+                path: Some(format!("{vol_path}.{target}")),
+                message: format!(
+                    "must be an array of tables ([[runners.kubernetes.volumes.{target}]])"
+                ),
             });
         };
         let existing = list

@@ -57,6 +57,159 @@ pub struct RunnerPatchSpec {
     /// Extra volumes and mounts for the runner manager pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager: Option<Manager>,
+    /// Certificates to trust: the GitLab host (manager pod and jobs), registries (docker-in-docker
+    /// in jobs), CA bundles for jobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<Certificate>,
+    /// Treat warnings (certificate expiry or SAN mismatch, pull-policy traps) as errors.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warnings_as_errors: bool,
+}
+
+/// One certificate (or CA bundle) and what it is for. Exactly one of `file`, `pem`, `configMap`,
+/// `secret` gives the PEM.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Certificate {
+    /// The host the certificate is for (`registry.example.com[:port]` for registries); for a CA
+    /// bundle, a name used to name its ConfigMap.
+    pub host: String,
+    /// `gitlab`, `registry` or `ca`.
+    #[serde(rename = "for")]
+    pub purpose: CertPurpose,
+    /// PEM file, relative to the spec file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Inline PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<String>,
+    /// A ConfigMap the user manages (in the namespace where it is mounted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<KeyRef>,
+    /// A Secret the user manages (in the namespace where it is mounted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<KeyRef>,
+    /// Where job containers see the file (required for `ca`; registries default to
+    /// `/etc/docker/certs.d/<host>/ca.crt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_path: Option<String>,
+    /// The PEM read from `file` (filled in by [`resolve_certificate_files`]).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub resolved_pem: Option<String>,
+}
+
+impl Certificate {
+    /// The PEM text runner-patch holds for this certificate (inline or read from `file`).
+    pub fn pem_text(&self) -> Option<&str> {
+        self.pem.as_deref().or(self.resolved_pem.as_deref())
+    }
+
+    /// The host without a port.
+    pub fn hostname(&self) -> &str {
+        self.host.rsplit_once(':').map_or(&self.host, |(h, _)| h)
+    }
+}
+
+/// What a certificate is for.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum CertPurpose {
+    /// The GitLab server: trusted by the runner manager (certs directory) and passed to jobs.
+    #[default]
+    Gitlab,
+    /// A container registry used from job pods (docker-in-docker `certs.d`).
+    Registry,
+    /// An extra CA bundle for job pods at `mountPath`.
+    Ca,
+}
+
+impl CertPurpose {
+    /// The spelling used in the spec and in generated names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertPurpose::Gitlab => "gitlab",
+            CertPurpose::Registry => "registry",
+            CertPurpose::Ca => "ca",
+        }
+    }
+}
+
+/// A key of a ConfigMap or Secret the user manages.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+/// Reads every `certificates[].file`, relative to `base` (the spec file's directory), with `read`.
+pub fn resolve_certificate_files(
+    spec: &mut RunnerPatchSpec,
+    base: &std::path::Path,
+    origin: &str,
+    read: &dyn Fn(&std::path::Path) -> std::io::Result<String>,
+) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    for (i, cert) in spec.certificates.iter_mut().enumerate() {
+        if let Some(file) = &cert.file {
+            let path = base.join(file);
+            match read(&path) {
+                Ok(text) => cert.resolved_pem = Some(text),
+                Err(e) => problems.push(SpecProblem {
+                    path: format!("spec.certificates[{i}].file"),
+                    position: None,
+                    message: format!("cannot read {}: {e}", path.display()),
+                }),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Spec {
+            origin: origin.to_owned(),
+            problems,
+        })
+    }
+}
+
+/// Checks the PEM of every certificate at time `now`: errors (private keys, garbage, expired) and
+/// warnings (expiring within 30 days, SANs not covering the host).
+pub fn check_certificates(spec: &RunnerPatchSpec, now: i64) -> (Vec<SpecProblem>, Vec<String>) {
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    for (i, cert) in spec.certificates.iter().enumerate() {
+        let path = format!("spec.certificates[{i}]");
+        let Some(pem) = cert.pem_text() else { continue };
+        match crate::certs::inspect(pem) {
+            Err(message) => errors.push(SpecProblem {
+                path,
+                position: None,
+                message,
+            }),
+            Ok(infos) => {
+                let (errs, warns) = crate::certs::assess(
+                    &infos,
+                    cert.hostname(),
+                    cert.purpose != CertPurpose::Ca,
+                    now,
+                );
+                errors.extend(errs.into_iter().map(|message| SpecProblem {
+                    path: path.clone(),
+                    position: None,
+                    message,
+                }));
+                warnings.extend(
+                    warns
+                        .into_iter()
+                        .map(|w| format!("{path} ({}): {w}", cert.host)),
+                );
+            }
+        }
+    }
+    (errors, warnings)
 }
 
 /// Selects releases; every given field must match.

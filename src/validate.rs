@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::error::SpecProblem;
-use crate::spec::{ApplyTo, RunnerPatchSpec};
+use crate::spec::{ApplyTo, CertPurpose, RunnerPatchSpec};
 
 /// The runner's pull policies, in its own spelling.
 pub const PULL_POLICIES: [&str; 3] = ["always", "if-not-present", "never"];
@@ -280,6 +280,73 @@ pub fn spec(spec: &RunnerPatchSpec, root: &str) -> Vec<SpecProblem> {
         && let Err(problem) = crate::runner_toml::Fragment::parse(fragment)
     {
         push(format!("{root}.runnerToml"), Err(problem));
+    }
+    // Certificates: one source each, names Kubernetes accepts, no duplicates.
+    let mut seen = BTreeMap::new();
+    for (i, c) in spec.certificates.iter().enumerate() {
+        let base = format!("{root}.certificates[{i}]");
+        let sources = [
+            c.file.is_some(),
+            c.pem.is_some(),
+            c.config_map.is_some(),
+            c.secret.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            push(
+                base.clone(),
+                Err("give exactly one of `file`, `pem`, `configMap`, `secret`".into()),
+            );
+        }
+        let host_check = match c.host.rsplit_once(':') {
+            Some((h, port)) if c.purpose == CertPurpose::Registry => {
+                dns_subdomain(h).and_then(|()| {
+                    port.parse::<u16>()
+                        .map(|_| ())
+                        .map_err(|_| format!("{port:?} is not a port"))
+                })
+            }
+            _ => dns_subdomain(&c.host),
+        };
+        push(format!("{base}.host"), host_check);
+        if let Some((prev, _)) = seen.insert((c.purpose, c.host.as_str()), (i, ())) {
+            push(
+                format!("{base}.host"),
+                Err(format!(
+                    "{:?} for {} is already in certificates[{prev}]",
+                    c.host,
+                    c.purpose.as_str()
+                )),
+            );
+        }
+        match (&c.mount_path, c.purpose) {
+            (None, CertPurpose::Ca) => push(
+                format!("{base}.mountPath"),
+                Err("is required for a `ca` bundle".into()),
+            ),
+            (Some(_), CertPurpose::Gitlab) => push(
+                format!("{base}.mountPath"),
+                Err(
+                    "is not used for `gitlab`: the runner reads <config dir>/certs/<host>.crt"
+                        .into(),
+                ),
+            ),
+            (Some(p), _) => push(format!("{base}.mountPath"), mount_path(p)),
+            _ => {}
+        }
+        for (field, r) in [("configMap", &c.config_map), ("secret", &c.secret)] {
+            if let Some(r) = r {
+                push(format!("{base}.{field}.name"), dns_label(&r.name));
+                push(format!("{base}.{field}.key"), configmap_key(&r.key));
+            }
+        }
+        if let Some(pem) = &c.pem
+            && pem.contains("PRIVATE KEY-----")
+        {
+            push(
+                format!("{base}.pem"),
+                Err("contains a private key; private keys never go into a ConfigMap".into()),
+            );
+        }
     }
     // Manager pod additions.
     if let Some(manager) = &spec.manager {
