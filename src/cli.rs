@@ -39,7 +39,7 @@ Examples:
   # Shell completions
   runner-patch completions bash > /etc/bash_completion.d/runner-patch
 
-Exit status: 0 ok, 2 bad spec or usage, 3 bad input or conflict, 4 no gitlab-runner release found, 1 internal error.";
+Exit status: 0 ok, 2 bad spec or usage, 3 bad input or conflict, 4 no gitlab-runner release found, 5 warnings as errors, 1 internal error.";
 
 /// Patch GitLab Runner host aliases, CA volumes and pull policy into rendered gitlab-runner
 /// manifests. Every other document passes through byte for byte.
@@ -66,6 +66,10 @@ pub enum Command {
     },
     /// KRM function: a ResourceList on stdin (functionConfig = RunnerPatch), a ResourceList on stdout.
     Krm,
+    /// Report on the spec's certificates (subject, issuer, SANs, expiry, fingerprint, where they are
+    /// mounted) and, given manifests, what a run would change; writes no manifests. Exit 0: all
+    /// well, 5: warnings, 2/3/4: errors as for a run.
+    Check(Box<PatchArgs>),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -109,6 +113,9 @@ pub struct PatchArgs {
     /// Pass a stream without any gitlab-runner release through instead of failing.
     #[arg(long)]
     pub allow_missing: bool,
+    /// Treat warnings (certificate expiry or SANs, pull-policy traps) as errors (exit 5).
+    #[arg(long)]
+    pub warnings_as_errors: bool,
     /// Also write error messages to this file (Helm 4 discards a plugin's stderr).
     #[arg(long, value_name = "FILE", env = "RUNNER_PATCH_ERROR_FILE")]
     pub error_file: Option<PathBuf>,
@@ -160,6 +167,7 @@ impl PatchArgs {
             sel.name = self.name.clone().or(sel.name.take());
         }
         spec.allow_missing |= self.allow_missing;
+        spec.warnings_as_errors |= self.warnings_as_errors;
         if !problems.is_empty() {
             return Err(Error::Spec {
                 origin: "(command line)".into(),

@@ -16,6 +16,8 @@ pub const EXIT_SPEC: i32 = 2;
 pub const EXIT_INPUT: i32 = 3;
 /// Exit code for a non-empty stream in which no gitlab-runner release was found.
 pub const EXIT_NO_TARGET: i32 = 4;
+/// Exit code when warnings are errors (`warningsAsErrors`), and of `check` when it found warnings.
+pub const EXIT_WARNINGS: i32 = 5;
 
 /// Identifies one document of the stream in messages.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -21,8 +21,12 @@ pub fn is_resource_list(input: &str) -> bool {
         .is_some_and(|d| d.body.lines().any(|l| l.trim_end() == "kind: ResourceList"))
 }
 
-/// Runs the function over a ResourceList text; returns the output text and the error, if any.
-pub fn run(input: &str) -> (String, Option<Error>) {
+/// Reads a file (certificate `file:` entries, relative to the working directory).
+pub type ReadFile<'r> = &'r dyn Fn(&std::path::Path) -> std::io::Result<String>;
+
+/// Runs the function over a ResourceList text at time `now`; returns the output text and the
+/// error, if any.
+pub fn run(input: &str, read: ReadFile<'_>, now: i64) -> (String, Option<Error>) {
     let list: Value = match yaml::parse(input) {
         Ok(v) => v,
         Err(e) => {
@@ -41,18 +45,34 @@ pub fn run(input: &str) -> (String, Option<Error>) {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    match patch_items(&list, &items) {
+    match patch_items(&list, &items, read, now) {
         Ok(out) => (render(out, None), None),
         Err(err) => (render(items, Some(&err)), Some(err)),
     }
 }
 
-fn patch_items(list: &Value, items: &[Value]) -> Result<Vec<Value>, Error> {
+fn patch_items(
+    list: &Value,
+    items: &[Value],
+    read: ReadFile<'_>,
+    now: i64,
+) -> Result<Vec<Value>, Error> {
     if list.get("kind").and_then(Value::as_str) != Some("ResourceList") {
         return Err(spec_error("kind", "input is not a ResourceList".into()));
     }
     let config = list.get("functionConfig").cloned().unwrap_or(Value::Null);
-    let spec = spec::from_value(&config, "functionConfig")?;
+    let mut spec = spec::from_value(&config, "functionConfig")?;
+    spec::resolve_certificate_files(&mut spec, std::path::Path::new("."), "functionConfig", read)?;
+    let (problems, warnings) = spec::check_certificates(&spec, now);
+    if !problems.is_empty() {
+        return Err(Error::Spec {
+            origin: "functionConfig".into(),
+            problems,
+        });
+    }
+    if spec.warnings_as_errors && !warnings.is_empty() {
+        return Err(spec_error("spec.warningsAsErrors", warnings.join("; ")));
+    }
     let mut text = String::new();
     for item in items {
         text.push_str("---\n");

@@ -56,6 +56,8 @@ pub struct Outcome {
 pub struct Patched<'a> {
     /// In order: verbatim input ranges and re-emitted documents.
     pub pieces: Vec<std::borrow::Cow<'a, str>>,
+    /// What changed, one line per document (`updated ConfigMap ns/name`, `generated …`).
+    pub changes: Vec<String>,
     /// Things the user should know that do not stop the run.
     pub warnings: Vec<String>,
     /// One line per patched release (`Deployment ns/name`), in stream order.
@@ -128,6 +130,11 @@ pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patche
                 None => render(cm_doc, &change.value, &cm.doc_ref)?,
             };
             rewritten.insert(release.configmap, text);
+            outcome.changes.push(format!(
+                "updated {}: data[{:?}]",
+                short(&cm.doc_ref),
+                change.key
+            ));
         }
         let pod_patch = pod::PodPatch {
             host_aliases: manager_aliases.clone(),
@@ -143,6 +150,9 @@ pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patche
                 message: f.message,
             })?;
         if let Some(value) = &new_deploy {
+            outcome
+                .changes
+                .push(format!("updated {}: pod template", short(&deploy.doc_ref)));
             rewritten.insert(
                 release.deployment,
                 render(&stream.docs[release.deployment], value, &deploy.doc_ref)?,
@@ -173,6 +183,9 @@ pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patche
                     rewritten.insert(pos, render(&stream.docs[pos], generated, &doc_ref)?);
                 }
                 None => {
+                    outcome
+                        .changes
+                        .push(format!("generated {}", short(&doc_ref)));
                     appended.push(yaml::emit(generated).map_err(|message| Error::Fidelity {
                         doc: Box::new(doc_ref),
                         message,
@@ -520,6 +533,19 @@ fn render(doc: &Doc<'_>, value: &Value, doc_ref: &DocRef) -> Result<String, Erro
     out.push_str(&body);
     out.push_str(doc.tail);
     Ok(out)
+}
+
+/// `Kind ns/name` for change lines.
+fn short(r: &DocRef) -> String {
+    format!(
+        "{} {}{}",
+        r.kind,
+        r.namespace
+            .as_ref()
+            .map(|n| format!("{n}/"))
+            .unwrap_or_default(),
+        r.name
+    )
 }
 
 fn describe_selector(spec: &RunnerPatchSpec) -> String {

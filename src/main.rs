@@ -3,21 +3,22 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use kube::CustomResourceExt;
 use runner_patch::cli::{Cli, Command, PatchArgs};
-use runner_patch::error::{EXIT_INPUT, EXIT_INTERNAL, EXIT_OK};
-use runner_patch::{Error, RunnerPatch, spec, yaml};
+use runner_patch::error::{EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_WARNINGS};
+use runner_patch::{Error, RunnerPatch, certs, spec, yaml};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(kustomize_legacy_args(std::env::args_os().collect()));
     let code = match cli.command {
         Some(Command::Schema { json }) => print_schema(json),
         Some(Command::Krm) => run_krm(),
+        Some(Command::Check(args)) => run_check(&args),
         Some(Command::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();
@@ -62,20 +63,18 @@ fn run_filter(args: &PatchArgs) -> i32 {
     {
         return run_krm_on(&input);
     }
-    let result = (|| -> Result<runner_patch::Patched<'_>, Failure> {
-        let file_spec = match &args.config {
-            Some(path) => {
-                let text = read_text(path).map_err(Failure::Io)?;
-                Some(spec::load(&text, &path.display().to_string()).map_err(Failure::Lib)?)
-            }
-            None => None,
-        };
-        let spec = args.to_spec(file_spec).map_err(Failure::Lib)?;
-        runner_patch::patch_pieces(&input, &spec).map_err(Failure::Lib)
+    let result = (|| -> Result<(runner_patch::Patched<'_>, Vec<String>), Failure> {
+        let (spec, mut warnings) = prepare_spec(args)?;
+        let patched = runner_patch::patch_pieces(&input, &spec).map_err(Failure::Lib)?;
+        warnings.extend(patched.warnings.iter().cloned());
+        if spec.warnings_as_errors && !warnings.is_empty() {
+            return Err(Failure::Warnings(warnings));
+        }
+        Ok((patched, warnings))
     })();
     match result {
-        Ok(outcome) => {
-            for w in &outcome.warnings {
+        Ok((outcome, warnings)) => {
+            for w in &warnings {
                 eprintln!("runner-patch: warning: {w}");
             }
             write_pieces(&outcome.pieces)
@@ -85,6 +84,146 @@ fn run_filter(args: &PatchArgs) -> i32 {
             report(&message, args.error_file.as_deref());
             code
         }
+    }
+}
+
+/// The spec from `--config` and the flags, with certificate files read (relative to the spec
+/// file) and every certificate checked now. Returns the warnings found.
+fn prepare_spec(args: &PatchArgs) -> Result<(runner_patch::RunnerPatchSpec, Vec<String>), Failure> {
+    let mut base = PathBuf::from(".");
+    let file_spec = match &args.config {
+        Some(path) => {
+            let text = read_text(path).map_err(Failure::Io)?;
+            base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            Some(spec::load(&text, &path.display().to_string()).map_err(Failure::Lib)?)
+        }
+        None => None,
+    };
+    let origin = args
+        .config
+        .as_ref()
+        .map_or_else(|| "(command line)".to_owned(), |p| p.display().to_string());
+    let mut spec = args.to_spec(file_spec).map_err(Failure::Lib)?;
+    spec::resolve_certificate_files(&mut spec, &base, &origin, &read_certificate)
+        .map_err(Failure::Lib)?;
+    let (problems, warnings) = spec::check_certificates(&spec, certs::now());
+    if !problems.is_empty() {
+        return Err(Failure::Lib(Error::Spec { origin, problems }));
+    }
+    Ok((spec, warnings))
+}
+
+/// Reads a certificate file; bytes that are not UTF-8 (DER) reach the PEM check, which names them.
+fn read_certificate(path: &Path) -> io::Result<String> {
+    let bytes = read_limited(std::fs::File::open(path)?, 0)
+        .map_err(|e| io::Error::other(format!("{e:#}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// `runner-patch check`: what the spec's certificates are and what a run would change.
+fn run_check(args: &PatchArgs) -> i32 {
+    let (spec, mut warnings) = match prepare_spec(args) {
+        Ok(v) => v,
+        Err(f) => {
+            let (message, code) = f.describe();
+            report(&message, None);
+            return code;
+        }
+    };
+    let mut out = String::new();
+    if !spec.certificates.is_empty() {
+        out.push_str("certificates:\n");
+    }
+    let now = certs::now();
+    for cert in &spec.certificates {
+        let source = match (&cert.file, &cert.config_map, &cert.secret) {
+            (Some(f), _, _) => format!("file {f}"),
+            (_, Some(r), _) => format!(
+                "ConfigMap {}[{}] (not inspected: managed by you)",
+                r.name, r.key
+            ),
+            (_, _, Some(r)) => format!(
+                "Secret {}[{}] (not inspected: managed by you)",
+                r.name, r.key
+            ),
+            _ => "inline PEM".to_owned(),
+        };
+        out.push_str(&format!(
+            "  - {} ({}, {source})\n",
+            cert.host,
+            cert.purpose.as_str()
+        ));
+        if let Some(Ok(infos)) = cert.pem_text().map(certs::inspect) {
+            for c in &infos {
+                out.push_str(&format!(
+                    "      subject: {}\n      issuer: {}\n      SANs: {}\n      expires: {} ({} days)\n      sha256: {}\n",
+                    c.subject,
+                    c.issuer,
+                    if c.sans.is_empty() { "-".to_owned() } else { c.sans.join(", ") },
+                    certs::date(c.not_after),
+                    (c.not_after - now) / 86_400,
+                    c.fingerprint
+                ));
+            }
+        }
+        let mounted = match cert.purpose {
+            spec::CertPurpose::Gitlab => format!(
+                "runner manager <config dir>/certs/{}.crt ({}/…); jobs get it as CI_SERVER_TLS_CA_FILE",
+                cert.hostname(),
+                runner_patch::trust::CERTS_DIR
+            ),
+            _ => format!(
+                "job pods {}",
+                cert.mount_path
+                    .clone()
+                    .unwrap_or_else(|| format!("/etc/docker/certs.d/{}/ca.crt", cert.host))
+            ),
+        };
+        out.push_str(&format!("      mounted: {mounted}\n"));
+    }
+    if let Some(path) = args.input.as_deref() {
+        let input = match read_text(path) {
+            Ok(t) => t,
+            Err(e) => {
+                report(&format!("{e:#}"), None);
+                return EXIT_INPUT;
+            }
+        };
+        match runner_patch::patch_pieces(&input, &spec) {
+            Ok(p) => {
+                out.push_str("releases:\n");
+                for r in &p.releases {
+                    out.push_str(&format!("  - {r}\n"));
+                }
+                out.push_str("changes:\n");
+                if p.changes.is_empty() {
+                    out.push_str("  - none: the manifests already hold everything\n");
+                }
+                for c in &p.changes {
+                    out.push_str(&format!("  - {c}\n"));
+                }
+                warnings.extend(p.warnings);
+            }
+            Err(e) => {
+                write_stdout(out.as_bytes());
+                report(&e.to_string(), None);
+                return e.exit_code();
+            }
+        }
+    }
+    for w in &warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out.push_str(if warnings.is_empty() {
+        "result: all well\n"
+    } else {
+        "result: warnings\n"
+    });
+    let code = write_stdout(out.as_bytes());
+    if code == EXIT_OK && !warnings.is_empty() {
+        EXIT_WARNINGS
+    } else {
+        code
     }
 }
 
@@ -100,7 +239,7 @@ fn run_krm() -> i32 {
 }
 
 fn run_krm_on(input: &str) -> i32 {
-    let (output, error) = runner_patch::krm::run(input);
+    let (output, error) = runner_patch::krm::run(input, &read_certificate, certs::now());
     let code = write_stdout(output.as_bytes());
     match error {
         Some(e) => {
@@ -134,6 +273,8 @@ fn print_schema(json: bool) -> i32 {
 enum Failure {
     Io(anyhow::Error),
     Lib(Error),
+    /// Warnings with `warningsAsErrors`.
+    Warnings(Vec<String>),
 }
 
 impl Failure {
@@ -141,6 +282,13 @@ impl Failure {
         match self {
             Failure::Io(e) => (format!("{e:#}"), EXIT_INPUT),
             Failure::Lib(e) => (e.to_string(), e.exit_code()),
+            Failure::Warnings(w) => (
+                format!(
+                    "warnings are errors (warningsAsErrors):\n  - {}",
+                    w.join("\n  - ")
+                ),
+                EXIT_WARNINGS,
+            ),
         }
     }
 }

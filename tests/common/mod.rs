@@ -1,0 +1,116 @@
+//! Test certificates, generated relative to now so that no date can make the suite fail later.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use time::{Duration, OffsetDateTime};
+
+pub(crate) struct Ca {
+    pub(crate) issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+fn params(cn: &str, sans: &[&str], from_days: i64, to_days: i64) -> CertificateParams {
+    let mut p =
+        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    let now = OffsetDateTime::now_utc();
+    p.not_before = now + Duration::days(from_days);
+    p.not_after = now + Duration::days(to_days);
+    p
+}
+
+pub(crate) fn ca(cn: &str) -> Ca {
+    let mut p = params(cn, &[], -1, 3650);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    Ca {
+        issuer: CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap(),
+    }
+}
+
+/// A leaf for `sans`, valid from `from_days` to `to_days` around now, signed by `ca`: (cert PEM, key PEM).
+pub(crate) fn leaf(
+    ca: &Ca,
+    cn: &str,
+    sans: &[&str],
+    from_days: i64,
+    to_days: i64,
+) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let cert = params(cn, sans, from_days, to_days)
+        .signed_by(&key, &ca.issuer)
+        .unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Writes the standard set of test certificates into `dir`.
+pub(crate) fn write_set(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let root = ca("Test Root CA");
+    let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+    let (gitlab, _) = leaf(
+        &root,
+        "gitlab.test.helm.example.com",
+        &["gitlab.test.helm.example.com"],
+        -1,
+        365,
+    );
+    w("gitlab.crt", &format!("{gitlab}{}", root.issuer.pem()));
+    let (registry, key) = leaf(
+        &root,
+        "registry.test.example.com",
+        &["registry.test.example.com"],
+        -1,
+        365,
+    );
+    w("registry.crt", &registry);
+    w("with-key.pem", &format!("{registry}{key}"));
+    w("corp-root.crt", &root.issuer.pem());
+    w(
+        "expired.crt",
+        &leaf(
+            &root,
+            "registry.test.example.com",
+            &["registry.test.example.com"],
+            -400,
+            -1,
+        )
+        .0,
+    );
+    w(
+        "expiring.crt",
+        &leaf(
+            &root,
+            "registry.test.example.com",
+            &["registry.test.example.com"],
+            -1,
+            10,
+        )
+        .0,
+    );
+    w(
+        "wrong-san.crt",
+        &leaf(&root, "other.example.com", &["other.example.com"], -1, 365).0,
+    );
+    std::fs::write(dir.join("der.crt"), root.issuer.der().as_ref()).unwrap();
+    w("garbage.crt", "this is not a certificate\n");
+}
+
+/// The issue's example spec, with certificate files relative to it.
+pub(crate) const SPEC: &str = "apiVersion: runner-patch.dev/v1alpha1
+kind: RunnerPatch
+metadata:
+  name: certs
+spec:
+  certificates:
+    - host: gitlab.test.helm.example.com
+      for: gitlab
+      file: certs/gitlab.crt
+    - host: registry.test.example.com
+      for: registry
+      file: certs/registry.crt
+    - host: corp-root
+      for: ca
+      file: certs/corp-root.crt
+      mountPath: /etc/ssl/certs/corp-root.crt
+";
