@@ -11,6 +11,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_runner-patch");
 
 fn repo() -> PathBuf {
@@ -683,4 +685,108 @@ fn plugin_version_matches_the_crate() {
         .output()
         .unwrap());
     assert!(bash.contains("runner-patch") && bash.contains("--host-alias"));
+}
+
+#[test]
+fn helm4_and_helm3_deploy_certificates_from_files() {
+    let home = tempfile::tempdir().unwrap();
+    let certs = home.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let root = common::ca("E2E Root");
+    let (gitlab, _) = common::leaf(
+        &root,
+        "gitlab.test.example.com",
+        &["gitlab.test.example.com"],
+        -1,
+        365,
+    );
+    let (registry, _) = common::leaf(
+        &root,
+        "registry.test.example.com",
+        &["registry.test.example.com"],
+        -1,
+        365,
+    );
+    fs::write(certs.join("gitlab.crt"), &gitlab).unwrap();
+    fs::write(certs.join("registry.crt"), &registry).unwrap();
+    let spec = home.path().join("runner-patch.yaml");
+    fs::write(
+        &spec,
+        "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nspec:\n  certificates:\n    - host: gitlab.test.example.com\n      for: gitlab\n      file: certs/gitlab.crt\n    - host: registry.test.example.com\n      for: registry\n      file: certs/registry.crt\n",
+    )
+    .unwrap();
+    ok(helm_cmd(&helm4(), home.path())
+        .args(["plugin", "install"])
+        .arg(plugin_dir(home.path()))
+        .output()
+        .unwrap());
+    let renders = [
+        ok(helm_cmd(&helm4(), home.path())
+            .args(["template", "gitlab-runner"])
+            .arg(chart())
+            .args([
+                "-n",
+                "gitlab-test",
+                "--post-renderer",
+                "runner-patch",
+                "--post-renderer-args",
+            ])
+            .arg(format!("--config={}", spec.display()))
+            .output()
+            .unwrap()),
+        ok(helm_cmd(&helm3(), home.path())
+            .args(["template", "gitlab-runner"])
+            .arg(chart())
+            .args([
+                "-n",
+                "gitlab-test",
+                "--post-renderer",
+                BIN,
+                "--post-renderer-args",
+            ])
+            .arg(format!("--config={}", spec.display()))
+            .output()
+            .unwrap()),
+    ];
+    for out in renders {
+        let d = docs(&out);
+        let cm = find(
+            &d,
+            "ConfigMap",
+            "gitlab-runner-gitlab-gitlab-test-example-com",
+        );
+        assert_eq!(cm["data"]["gitlab.test.example.com.crt"], gitlab.as_str());
+        assert_eq!(
+            find(
+                &d,
+                "ConfigMap",
+                "gitlab-runner-registry-registry-test-example-com"
+            )["data"]["ca.crt"],
+            registry.as_str()
+        );
+        let pod = &find(&d, "Deployment", "gitlab-runner")["spec"]["template"]["spec"];
+        assert!(
+            pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["name"] == "runner-patch-certs")
+        );
+        assert!(
+            pod["containers"][0]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["mountPath"] == "/home/gitlab-runner/.gitlab-runner/certs")
+        );
+        let toml = find(&d, "ConfigMap", "gitlab-runner")["data"]["config.template.toml"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            toml.contains("/etc/docker/certs.d/registry.test.example.com/ca.crt"),
+            "{toml}"
+        );
+        assert!(toml.contains("tls-ca-file"), "{toml}");
+    }
 }
