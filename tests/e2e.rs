@@ -691,7 +691,7 @@ fn plugin_version_matches_the_crate() {
 fn helm4_and_helm3_deploy_certificates_from_files() {
     let home = tempfile::tempdir().unwrap();
     let certs = home.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
+    fs::create_dir_all(&certs).unwrap();
     let root = common::ca("E2E Root");
     let (gitlab, _) = common::leaf(
         &root,
