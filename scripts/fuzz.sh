@@ -18,5 +18,11 @@ for target in patch spec; do
   else
     for f in testdata/golden/*/spec.yaml examples/runner-patch.yaml; do cp "$f" "$corpus/$(echo "$f" | tr / _)"; done
   fi
-  cargo fuzz run "$target" "$corpus" -- -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 2>&1 | tail -n 5
+  log="fuzz/$target.log"
+  if ! cargo fuzz run "$target" "$corpus" -- -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 > "$log" 2>&1; then
+    tail -n 60 "$log"
+    echo "fuzz target $target failed; the input is in fuzz/artifacts/$target/" >&2
+    exit 1
+  fi
+  echo "fuzz $target: $(grep -E '^Done' "$log" | tail -n 1), corpus $(ls "$corpus" | wc -l) inputs"
 done
