@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use common::{docs, find, run_with_stdin};
 
-use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runner-patch");
 
@@ -28,22 +27,13 @@ fn workspace(spec: &str) -> tempfile::TempDir {
 }
 
 fn run(dir: &Path, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .env_remove("HELM_PLUGIN_NAME")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_with_stdin(
+        Command::new(BIN)
+            .current_dir(dir)
+            .args(args)
+            .env_remove("HELM_PLUGIN_NAME"),
+        input,
+    )
 }
 
 fn patch(dir: &Path, input: &str) -> String {
@@ -54,21 +44,6 @@ fn patch(dir: &Path, input: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn docs(text: &str) -> Vec<Value> {
-    runner_patch::stream::split(text)
-        .docs
-        .iter()
-        .filter(|d| !d.is_empty())
-        .map(|d| runner_patch::yaml::parse(d.body).unwrap())
-        .collect()
-}
-
-fn find<'a>(d: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    d.iter()
-        .find(|x| x["kind"] == kind && x["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name}"))
 }
 
 /// Certificates and checksums differ per run; everything else is compared as bytes.

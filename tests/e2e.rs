@@ -4,14 +4,15 @@
 //! RUNNER_PATCH_HELM4 / RUNNER_PATCH_HELM3 / RUNNER_PATCH_KUBECTL; a missing tool fails the test.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
 mod common;
+
+use common::{docs, find, run_with_stdin};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runner-patch");
 
@@ -68,21 +69,6 @@ fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn docs(stream: &str) -> Vec<Value> {
-    runner_patch::stream::split(stream)
-        .docs
-        .iter()
-        .filter(|d| !d.is_empty())
-        .map(|d| runner_patch::yaml::parse(d.body).unwrap())
-        .collect()
-}
-
-fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name} in output"))
-}
-
 /// The checks every integration must pass: job-pod TOML, manager pod, rolled checksum.
 #[track_caller]
 fn assert_patched(stream: &str, name: &str, unpatched_checksum: Option<&str>) {
@@ -121,6 +107,23 @@ fn assert_patched(stream: &str, name: &str, unpatched_checksum: Option<&str>) {
 fn checksum_of(stream: &str, name: &str) -> String {
     let d = docs(stream);
     find(&d, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]["checksum/configmap"].as_str().unwrap().to_owned()
+}
+
+/// `helm template gitlab-runner <mini chart> -n gitlab-test` with `post_renderer` and `--config=SPEC`.
+fn template(helm: &Path, home: &Path, post_renderer: &str, spec: &Path) -> Output {
+    helm_cmd(helm, home)
+        .args(["template", "gitlab-runner"])
+        .arg(chart())
+        .args([
+            "-n",
+            "gitlab-test",
+            "--post-renderer",
+            post_renderer,
+            "--post-renderer-args",
+        ])
+        .arg(format!("--config={}", spec.display()))
+        .output()
+        .unwrap()
 }
 
 fn spec_file(dir: &Path) -> PathBuf {
@@ -173,19 +176,7 @@ fn helm4_plugin_install_template_and_dry_run() {
         .args(["-n", "gitlab-test"])
         .output()
         .unwrap());
-    let patched = ok(helm_cmd(&helm4(), home.path())
-        .args(["template", "gitlab-runner"])
-        .arg(chart())
-        .args([
-            "-n",
-            "gitlab-test",
-            "--post-renderer",
-            "runner-patch",
-            "--post-renderer-args",
-        ])
-        .arg(format!("--config={}", spec.display()))
-        .output()
-        .unwrap());
+    let patched = ok(template(&helm4(), home.path(), "runner-patch", &spec));
     assert_patched(
         &patched,
         "gitlab-runner",
@@ -263,19 +254,7 @@ fn helm4_plugin_installed_from_the_repository_uses_the_built_binary() {
         .arg(repo())
         .output()
         .unwrap());
-    let patched = ok(helm_cmd(&helm4(), home.path())
-        .args(["template", "gitlab-runner"])
-        .arg(chart())
-        .args([
-            "-n",
-            "gitlab-test",
-            "--post-renderer",
-            "runner-patch",
-            "--post-renderer-args",
-        ])
-        .arg(format!("--config={}", spec.display()))
-        .output()
-        .unwrap());
+    let patched = ok(template(&helm4(), home.path(), "runner-patch", &spec));
     assert_patched(&patched, "gitlab-runner", None);
 }
 
@@ -289,19 +268,7 @@ fn helm3_post_renderer_binary_path() {
         .args(["-n", "gitlab-test"])
         .output()
         .unwrap());
-    let patched = ok(helm_cmd(&helm3(), home.path())
-        .args(["template", "gitlab-runner"])
-        .arg(chart())
-        .args([
-            "-n",
-            "gitlab-test",
-            "--post-renderer",
-            BIN,
-            "--post-renderer-args",
-        ])
-        .arg(format!("--config={}", spec.display()))
-        .output()
-        .unwrap());
+    let patched = ok(template(&helm3(), home.path(), BIN, &spec));
     assert_patched(
         &patched,
         "gitlab-runner",
@@ -488,22 +455,6 @@ fn krm_function_resource_list_contract() {
     assert_eq!(result["items"], list["items"]);
 }
 
-fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
@@ -653,19 +604,7 @@ fn helm4_plugin_from_a_packaged_release_archive() {
         .arg("--verify=false")
         .output()
         .unwrap());
-    let patched = ok(helm_cmd(&helm4(), home.path())
-        .args(["template", "gitlab-runner"])
-        .arg(chart())
-        .args([
-            "-n",
-            "gitlab-test",
-            "--post-renderer",
-            "runner-patch",
-            "--post-renderer-args",
-        ])
-        .arg(format!("--config={}", spec.display()))
-        .output()
-        .unwrap());
+    let patched = ok(template(&helm4(), home.path(), "runner-patch", &spec));
     assert_patched(&patched, "gitlab-runner", None);
 }
 
@@ -721,32 +660,8 @@ fn helm4_and_helm3_deploy_certificates_from_files() {
         .output()
         .unwrap());
     let renders = [
-        ok(helm_cmd(&helm4(), home.path())
-            .args(["template", "gitlab-runner"])
-            .arg(chart())
-            .args([
-                "-n",
-                "gitlab-test",
-                "--post-renderer",
-                "runner-patch",
-                "--post-renderer-args",
-            ])
-            .arg(format!("--config={}", spec.display()))
-            .output()
-            .unwrap()),
-        ok(helm_cmd(&helm3(), home.path())
-            .args(["template", "gitlab-runner"])
-            .arg(chart())
-            .args([
-                "-n",
-                "gitlab-test",
-                "--post-renderer",
-                BIN,
-                "--post-renderer-args",
-            ])
-            .arg(format!("--config={}", spec.display()))
-            .output()
-            .unwrap()),
+        ok(template(&helm4(), home.path(), "runner-patch", &spec)),
+        ok(template(&helm3(), home.path(), BIN, &spec)),
     ];
     for out in renders {
         let d = docs(&out);

@@ -1,7 +1,10 @@
 //! Test certificates, generated relative to now so that no date can make the suite fail later.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::Path;
+
+use serde_json::Value;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use time::{Duration, OffsetDateTime};
@@ -114,3 +117,37 @@ spec:
       file: certs/corp-root.crt
       mountPath: /etc/ssl/certs/corp-root.crt
 ";
+
+/// The non-empty documents of a stream, parsed.
+pub(crate) fn docs(stream: &str) -> Vec<Value> {
+    runner_patch::stream::split(stream)
+        .docs
+        .iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| runner_patch::yaml::parse(d.body).unwrap())
+        .collect()
+}
+
+/// The document of `kind` named `name`.
+pub(crate) fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in output"))
+}
+
+/// Runs `cmd` with `input` on stdin, capturing stdout and stderr.
+pub(crate) fn run_with_stdin(cmd: &mut std::process::Command, input: &str) -> std::process::Output {
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
