@@ -60,6 +60,8 @@ if [ ! -x "$tools/go-reader" ] || [ "$root/tests/go-reader/main.go" -nt "$tools/
   fi
   (cd "$root" && GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE="$tools/go-cache" go build -o "$tools/go-reader" ./tests/go-reader)
 fi
+# PyYAML (YAML 1.1 resolver) as the fidelity tests' second opinion.
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml
 "$tools/helm4/helm" version --short
 "$tools/helm3/helm" version --short
 "$tools/kubectl/kubectl" version --client 2>/dev/null | head -n2

@@ -1,6 +1,7 @@
 //! Fidelity against Helm's real Go YAML readers: go-yaml v2 through sigs.k8s.io/yaml (Helm 3,
 //! kubectl) and yaml.v3 (kyaml, Helm 4), via `.tools/go-reader` (built from Debian's Go packages by
-//! scripts/install-test-tools.sh; a missing reader fails the test).
+//! scripts/install-test-tools.sh; a missing reader fails the test), plus PyYAML's YAML 1.1
+//! SafeLoader as a second opinion (`py11`, tests/go-reader/py11-reader.py).
 //!
 //! - Every golden output: each document runner-patch changed reads, in both Go readers, as exactly
 //!   the value runner-patch meant to write; and compared with the input's Go reading, only the
@@ -18,6 +19,20 @@ fn repo() -> PathBuf {
 }
 
 fn go_read(mode: &str, path: &Path) -> Vec<Value> {
+    if mode == "py11" {
+        let script = repo().join("tests/go-reader/py11-reader.py");
+        let out = Command::new("python3")
+            .arg(script)
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "PyYAML reader: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap();
+    }
     let reader = std::env::var_os("RUNNER_PATCH_GO_READER")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".tools/go-reader"));
@@ -93,7 +108,7 @@ fn go_readers_read_every_golden_output_as_intended() {
             continue;
         }
         let (ours_in, ours_out) = (ours(&input), ours(&output));
-        for mode in ["go2", "go3"] {
+        for mode in ["go2", "go3", "py11"] {
             let go_in = go_read(mode, &case.join("input.yaml"));
             let go_out = go_read(mode, &case.join("expected.yaml"));
             assert_eq!(
@@ -187,7 +202,7 @@ fn go_readers_read_tricky_strings_back_unchanged() {
     }
     let path = tmp.path().join("strings.yaml");
     std::fs::write(&path, &text).unwrap();
-    for mode in ["go2", "go3"] {
+    for mode in ["go2", "go3", "py11"] {
         let got = go_read(mode, &path);
         assert_eq!(got.len(), expected.len(), "{mode}");
         for (g, e) in got.iter().zip(&expected) {
