@@ -331,25 +331,22 @@ fn utf8(bytes: Vec<u8>) -> anyhow::Result<String> {
 
 /// Writes the pieces of a successful run (nothing was written before the run succeeded).
 fn write_pieces(pieces: &[std::borrow::Cow<'_, str>]) -> i32 {
-    let mut out = io::stdout().lock();
-    let written = pieces
-        .iter()
-        .try_for_each(|p| out.write_all(p.as_bytes()))
-        .and_then(|()| out.flush());
-    match written {
-        Ok(()) => EXIT_OK,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
-        Err(e) => {
-            report(&format!("cannot write stdout: {e}"), None);
-            EXIT_INTERNAL
-        }
-    }
+    write_chunks(pieces.iter().map(|p| p.as_bytes()))
 }
 
-/// Writes the whole output at once; a closed pipe is not an error (like `head` cutting us off).
+/// Writes the whole output at once.
 fn write_stdout(bytes: &[u8]) -> i32 {
+    write_chunks(std::iter::once(bytes))
+}
+
+/// A closed pipe is not an error (like `head` cutting us off).
+fn write_chunks<'b>(chunks: impl IntoIterator<Item = &'b [u8]>) -> i32 {
     let mut out = io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
+    let written = chunks
+        .into_iter()
+        .try_for_each(|c| out.write_all(c))
+        .and_then(|()| out.flush());
+    match written {
         Ok(()) => EXIT_OK,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
         Err(e) => {

@@ -47,15 +47,14 @@ pub fn apply(
     let mut ops = Vec::new();
     let pod = deployment
         .pointer("/spec/template/spec")
-        .cloned()
-        .unwrap_or(Value::Null);
-    host_alias_ops(&pod, &patch.host_aliases, &mut ops)?;
-    volume_ops(&pod, patch.volumes, &mut ops)?;
-    mount_ops(&pod, container, patch.volume_mounts, &mut ops)?;
+        .unwrap_or(&Value::Null);
+    host_alias_ops(pod, &patch.host_aliases, &mut ops)?;
+    volume_ops(pod, patch.volumes, &mut ops)?;
+    mount_ops(pod, container, patch.volume_mounts, &mut ops)?;
     if let Some((dir, sources)) = patch.certs
         && !sources.is_empty()
     {
-        certs_ops(&pod, container, dir, sources, &mut ops)?;
+        certs_ops(pod, container, dir, sources, &mut ops)?;
     }
     if let Some(sum) = &patch.checksum {
         checksum_ops(deployment, sum, &mut ops);
@@ -219,10 +218,9 @@ fn mount_ops(
     }
     let c = pod
         .pointer(&format!("/containers/{container}"))
-        .cloned()
-        .unwrap_or(Value::Null);
+        .unwrap_or(&Value::Null);
     let field = format!("spec.template.spec.containers[{container}].volumeMounts");
-    let existing = list(&c, "volumeMounts").map_err(|mut e| {
+    let existing = list(c, "volumeMounts").map_err(|mut e| {
         e.field = field.clone();
         e
     })?;
@@ -257,7 +255,7 @@ fn mount_ops(
     }
     let container_key = container.to_string();
     append(
-        &c,
+        c,
         "volumeMounts",
         &["containers", &container_key, "volumeMounts"],
         to_add,
@@ -279,9 +277,8 @@ fn certs_ops(
 ) -> Result<(), FieldFailure> {
     let c = pod
         .pointer(&format!("/containers/{container}"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let mounts = list(&c, "volumeMounts")?;
+        .unwrap_or(&Value::Null);
+    let mounts = list(c, "volumeMounts")?;
     let dir_trimmed = dir.trim_end_matches('/');
     let existing = mounts.iter().find(|m| {
         m.get("mountPath")
@@ -306,7 +303,7 @@ fn certs_ops(
         let mount = json!({"name": CERTS_VOLUME, "mountPath": dir, "readOnly": true});
         let container_key = container.to_string();
         append(
-            &c,
+            c,
             "volumeMounts",
             &["containers", &container_key, "volumeMounts"],
             vec![mount],

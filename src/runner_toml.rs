@@ -111,7 +111,7 @@ impl Fragment {
         let runner = runner.unwrap_or_default();
         let json = serde_json::json!({ "runners": [table_to_json(&runner)] });
         let problems = schema_check::check(&json, runner_schema(), false);
-        if let Some(first) = problems.first() {
+        if !problems.is_empty() {
             let all: Vec<String> = problems
                 .iter()
                 .map(|p| {
@@ -122,7 +122,6 @@ impl Fragment {
                     )
                 })
                 .collect();
-            let _ = first;
             return Err(all.join("; "));
         }
         Ok(Fragment { runner })
