@@ -102,6 +102,16 @@ pub enum Error {
         message: String,
     },
 
+    /// The stream holds a byte sequence that is not UTF-8.
+    #[error(
+        "document {index} (line {line}): invalid UTF-8 at byte {offset} of the stream; Kubernetes manifests are UTF-8"
+    )]
+    NotUtf8 {
+        index: usize,
+        line: usize,
+        offset: usize,
+    },
+
     /// A field of a target document is missing, has the wrong type, or conflicts with the patch.
     #[error("{doc} {field}: {message}")]
     Field {
@@ -137,12 +147,23 @@ pub enum Error {
     Fidelity { doc: Box<DocRef>, message: String },
 }
 
+impl From<crate::stream::NotUtf8> for Error {
+    fn from(e: crate::stream::NotUtf8) -> Self {
+        Error::NotUtf8 {
+            index: e.index,
+            line: e.line,
+            offset: e.offset,
+        }
+    }
+}
+
 impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Spec { .. } => EXIT_SPEC,
             Error::Yaml { .. }
+            | Error::NotUtf8 { .. }
             | Error::Field { .. }
             | Error::Toml { .. }
             | Error::Pairing { .. } => EXIT_INPUT,

@@ -12,11 +12,10 @@ use crate::error::{DocRef, Error};
 use crate::{spec, stream, yaml};
 
 /// True when the first document of `input` is a `kind: ResourceList` (KRM function input).
-pub fn is_resource_list(input: &str) -> bool {
-    let stream = stream::split(input);
-    stream
-        .docs
-        .iter()
+pub fn is_resource_list(input: &[u8]) -> bool {
+    stream::documents(input)
+        .1
+        .map_while(Result::ok)
         .find(|d| !d.is_empty())
         .is_some_and(|d| d.body.lines().any(|l| l.trim_end() == "kind: ResourceList"))
 }

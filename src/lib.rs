@@ -6,7 +6,8 @@
 //! Deployment and rolls it through `checksum/configmap` → untouched documents are copied byte for
 //! byte and only the changed ones are re-emitted by [`yaml::emit`].
 //!
-//! The library does no I/O and prints nothing; `main` owns stdin, stdout, stderr and exit codes.
+//! The library prints nothing and does no I/O but reading the input ([`source`]); `main` owns
+//! stdout, stderr and exit codes.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod certs;
@@ -18,6 +19,7 @@ pub mod locate;
 pub mod pod;
 pub mod runner_toml;
 pub mod schema_check;
+pub mod source;
 pub mod spec;
 pub mod stream;
 pub mod trust;
@@ -55,7 +57,7 @@ pub struct Outcome {
 #[derive(Debug, Default)]
 pub struct Patched<'a> {
     /// In order: verbatim input ranges and re-emitted documents.
-    pub pieces: Vec<std::borrow::Cow<'a, str>>,
+    pub pieces: Vec<std::borrow::Cow<'a, [u8]>>,
     /// What changed, one line per document (`updated ConfigMap ns/name`, `generated …`).
     pub changes: Vec<String>,
     /// Things the user should know that do not stop the run.
@@ -66,17 +68,27 @@ pub struct Patched<'a> {
 
 /// Patches every selected gitlab-runner release in `input` according to `spec`.
 pub fn patch(input: &str, spec: &RunnerPatchSpec) -> Result<Outcome, Error> {
-    let patched = patch_pieces(input, spec)?;
+    let patched = patch_pieces(input.as_bytes(), spec)?;
     Ok(Outcome {
-        output: patched.pieces.concat(),
+        output: String::from_utf8(patched.pieces.concat()).expect("the pieces of a str are UTF-8"),
         warnings: patched.warnings,
         releases: patched.releases,
     })
 }
 
-/// Like [`patch`], returning the output as pieces (see [`Patched`]).
-pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patched<'a>, Error> {
-    let stream = stream::split(input);
+/// Like [`patch`], over bytes (checked to be UTF-8 document by document, so that a large stream
+/// is read once), returning the output as pieces (see [`Patched`]).
+pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patched<'a>, Error> {
+    // Split and prefilter in one pass, each document while it is in cache.
+    let (bom, split) = stream::documents(input);
+    let mut locator = locate::Locator::new(spec.selector.as_ref());
+    let mut docs = Vec::new();
+    for doc in split {
+        let doc = doc?;
+        locator.observe(docs.len(), &doc)?;
+        docs.push(doc);
+    }
+    let stream = stream::Stream { bom, docs };
     let passthrough = || Patched {
         pieces: vec![input.into()],
         ..Patched::default()
@@ -84,7 +96,7 @@ pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patche
     if stream.docs.iter().all(Doc::is_empty) {
         return Ok(passthrough());
     }
-    let found = locate::find(&stream.docs, spec.selector.as_ref())?;
+    let found = locator.finish(stream.docs.len())?;
     if found.releases.is_empty() {
         if spec.allow_missing {
             return Ok(passthrough());
@@ -211,7 +223,7 @@ pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patche
         let len = doc.head.len() + doc.body.len() + doc.tail.len();
         if let Some(text) = rewritten.remove(&pos) {
             outcome.pieces.push(input[start..offset].into());
-            outcome.pieces.push(text.into());
+            outcome.pieces.push(text.into_bytes().into());
             start = offset + len;
         }
         offset += len;
@@ -220,14 +232,16 @@ pub fn patch_pieces<'a>(input: &'a str, spec: &RunnerPatchSpec) -> Result<Patche
     if !appended.is_empty() {
         // New documents go at the end; Helm 4 names them `generated-by-postrender-N.yaml`.
         let crlf = stream.docs.last().is_some_and(Doc::uses_crlf);
-        if !input.is_empty() && !input.ends_with('\n') {
-            outcome.pieces.push("\n".into());
+        if !input.is_empty() && !input.ends_with(b"\n") {
+            outcome.pieces.push(b"\n".into());
         }
         for text in appended {
             let doc = format!("---\n{text}");
-            outcome
-                .pieces
-                .push(if crlf { doc.replace('\n', "\r\n") } else { doc }.into());
+            outcome.pieces.push(
+                if crlf { doc.replace('\n', "\r\n") } else { doc }
+                    .into_bytes()
+                    .into(),
+            );
         }
     }
     Ok(outcome)

@@ -51,24 +51,52 @@ pub struct Found {
 
 /// Locates every runner release in `docs` that `selector` selects.
 pub fn find(docs: &[Doc<'_>], selector: Option<&Selector>) -> Result<Found, Error> {
-    let cm_marker = memmem::Finder::new(b"check-live");
-    let deploy_marker = memmem::Finder::new(b"/configmaps/entrypoint");
-    let generated_marker = memmem::Finder::new(crate::trust::GENERATED_LABEL.as_bytes());
-    let mut found = Found::default();
-    let mut configmaps: Vec<usize> = Vec::new();
-    let mut deployments: Vec<(usize, String, usize)> = Vec::new();
+    let mut locator = Locator::new(selector);
     for (pos, doc) in docs.iter().enumerate() {
-        if doc.is_empty() {
-            continue;
+        locator.observe(pos, doc)?;
+    }
+    locator.finish(docs.len())
+}
+
+/// [`find`] one document at a time, for a caller that splits lazily: each document is checked
+/// for the markers while it is still in cache.
+pub struct Locator<'s> {
+    selector: Option<&'s Selector>,
+    cm_marker: memmem::Finder<'static>,
+    deploy_marker: memmem::Finder<'static>,
+    generated_marker: memmem::Finder<'static>,
+    found: Found,
+    configmaps: Vec<usize>,
+    deployments: Vec<(usize, String, usize)>,
+}
+
+impl<'s> Locator<'s> {
+    pub fn new(selector: Option<&'s Selector>) -> Self {
+        Locator {
+            selector,
+            cm_marker: memmem::Finder::new(b"check-live"),
+            deploy_marker: memmem::Finder::new(b"/configmaps/entrypoint"),
+            generated_marker: memmem::Finder::new(crate::trust::GENERATED_LABEL.as_bytes()),
+            found: Found::default(),
+            configmaps: Vec::new(),
+            deployments: Vec::new(),
         }
+    }
+
+    /// Looks at the document at position `pos` of the stream.
+    pub fn observe(&mut self, pos: usize, doc: &Doc<'_>) -> Result<(), Error> {
+        if doc.is_empty() {
+            return Ok(());
+        }
+        let found = &mut self.found;
         found.scanned += 1;
         let bytes = doc.body.as_bytes();
-        let maybe_generated = generated_marker.find(bytes).is_some();
+        let maybe_generated = self.generated_marker.find(bytes).is_some();
         if !maybe_generated
-            && cm_marker.find(bytes).is_none()
-            && deploy_marker.find(bytes).is_none()
+            && self.cm_marker.find(bytes).is_none()
+            && self.deploy_marker.find(bytes).is_none()
         {
-            continue;
+            return Ok(());
         }
         let value = parse_doc(doc)?;
         let doc_ref = doc_ref(doc, &value);
@@ -85,72 +113,86 @@ pub fn find(docs: &[Doc<'_>], selector: Option<&Selector>) -> Result<Found, Erro
                 .generated
                 .insert((doc_ref.namespace.clone(), doc_ref.name.clone()), pos);
         } else if is_runner_configmap(&value) {
-            configmaps.push(pos);
+            self.configmaps.push(pos);
         } else if let Some((cm_name, container)) = runner_deployment(&value) {
-            deployments.push((pos, cm_name, container));
+            self.deployments.push((pos, cm_name, container));
         } else {
-            continue;
+            return Ok(());
         }
         found.parsed.insert(pos, Parsed { value, doc_ref });
+        Ok(())
     }
-    let mut paired = vec![false; docs.len()];
-    for (pos, cm_name, container) in deployments {
-        let d = &found.parsed[&pos];
-        let ns = &d.doc_ref.namespace;
-        let matches: Vec<usize> = configmaps
-            .iter()
-            .copied()
-            .filter(|c| {
-                let r = &found.parsed[c].doc_ref;
-                r.name == cm_name && &r.namespace == ns
-            })
-            .collect();
-        let configmap = match matches.as_slice() {
-            [one] => *one,
-            [] => {
+
+    /// Pairs what was seen in a stream of `count` documents.
+    pub fn finish(self, count: usize) -> Result<Found, Error> {
+        let Locator {
+            selector,
+            mut found,
+            configmaps,
+            deployments,
+            ..
+        } = self;
+        let mut paired = vec![false; count];
+        for (pos, cm_name, container) in deployments {
+            let d = &found.parsed[&pos];
+            let ns = &d.doc_ref.namespace;
+            let matches: Vec<usize> = configmaps
+                .iter()
+                .copied()
+                .filter(|c| {
+                    let r = &found.parsed[c].doc_ref;
+                    r.name == cm_name && &r.namespace == ns
+                })
+                .collect();
+            let configmap = match matches.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(Error::Pairing {
+                        doc: Box::new(d.doc_ref.clone()),
+                        message: format!(
+                            "mounts ConfigMap {cm_name:?} as volume `configmaps`, but no gitlab-runner ConfigMap of that name{} is in the stream",
+                            ns.as_ref()
+                                .map(|n| format!(" in namespace {n:?}"))
+                                .unwrap_or_default()
+                        ),
+                    });
+                }
+                [first, ..] => {
+                    return Err(Error::Pairing {
+                        doc: Box::new(found.parsed[first].doc_ref.clone()),
+                        message: format!(
+                            "ConfigMap {cm_name:?} appears more than once in the stream"
+                        ),
+                    });
+                }
+            };
+            if paired[configmap] {
                 return Err(Error::Pairing {
                     doc: Box::new(d.doc_ref.clone()),
                     message: format!(
-                        "mounts ConfigMap {cm_name:?} as volume `configmaps`, but no gitlab-runner ConfigMap of that name{} is in the stream",
-                        ns.as_ref()
-                            .map(|n| format!(" in namespace {n:?}"))
-                            .unwrap_or_default()
+                        "a second Deployment mounts ConfigMap {cm_name:?}; cannot tell which release it belongs to"
                     ),
                 });
             }
-            [first, ..] => {
-                return Err(Error::Pairing {
-                    doc: Box::new(found.parsed[first].doc_ref.clone()),
-                    message: format!("ConfigMap {cm_name:?} appears more than once in the stream"),
+            paired[configmap] = true;
+            if selects(selector, &found.parsed[&pos].value) {
+                found.releases.push(Release {
+                    configmap,
+                    deployment: pos,
+                    container,
                 });
             }
-        };
-        if paired[configmap] {
-            return Err(Error::Pairing {
-                doc: Box::new(d.doc_ref.clone()),
-                message: format!(
-                    "a second Deployment mounts ConfigMap {cm_name:?}; cannot tell which release it belongs to"
-                ),
-            });
         }
-        paired[configmap] = true;
-        if selects(selector, &found.parsed[&pos].value) {
-            found.releases.push(Release {
-                configmap,
-                deployment: pos,
-                container,
-            });
+        for &c in &configmaps {
+            if !paired[c] && selects(selector, &found.parsed[&c].value) {
+                return Err(Error::Pairing {
+                    doc: Box::new(found.parsed[&c].doc_ref.clone()),
+                    message: "looks like a gitlab-runner ConfigMap, but no Deployment in the stream mounts it; patching the TOML alone would never roll the runner".into(),
+                });
+            }
         }
+        Ok(found)
     }
-    for &c in &configmaps {
-        if !paired[c] && selects(selector, &found.parsed[&c].value) {
-            return Err(Error::Pairing {
-                doc: Box::new(found.parsed[&c].doc_ref.clone()),
-                message: "looks like a gitlab-runner ConfigMap, but no Deployment in the stream mounts it; patching the TOML alone would never roll the runner".into(),
-            });
-        }
-    }
-    Ok(found)
 }
 
 fn parse_doc(doc: &Doc<'_>) -> Result<Value, Error> {

@@ -2,7 +2,7 @@
 //! to exit codes. Nothing is written to stdout unless the whole run succeeded.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -11,6 +11,7 @@ use clap::Parser;
 use kube::CustomResourceExt;
 use runner_patch::cli::{Cli, Command, PatchArgs};
 use runner_patch::error::{EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_WARNINGS};
+use runner_patch::source::Source;
 use runner_patch::{Error, RunnerPatch, certs, spec, yaml};
 
 fn main() -> ExitCode {
@@ -45,27 +46,27 @@ fn kustomize_legacy_args(mut args: Vec<OsString>) -> Vec<OsString> {
 
 /// The stream filter: stdin (or a file) → stdout.
 fn run_filter(args: &PatchArgs) -> i32 {
-    let input = match args.input.as_deref() {
-        Some(p) if p != Path::new("-") => read_text(p),
-        _ => read_stdin(),
-    };
-    let input = match input {
-        Ok(text) => text,
-        Err(e) => {
-            report(&format!("{e:#}"), args.error_file.as_deref());
-            return EXIT_INPUT;
+    let error_file = args.error_file.as_deref();
+    with_input(args.input.as_deref(), error_file, |input, name| {
+        // A KRM function host (kustomize --enable-exec, kpt) sends a ResourceList: same binary.
+        if args.config.is_none()
+            && !args.has_patch_flags()
+            && runner_patch::krm::is_resource_list(input)
+        {
+            return match utf8(input, name) {
+                Ok(text) => run_krm_on(text),
+                Err(e) => input_failure(&e, error_file),
+            };
         }
-    };
-    // A KRM function host (kustomize --enable-exec, kpt) sends a ResourceList: same binary.
-    if args.config.is_none()
-        && !args.has_patch_flags()
-        && runner_patch::krm::is_resource_list(&input)
-    {
-        return run_krm_on(&input);
-    }
+        filter(args, input)
+    })
+}
+
+/// The filter proper. The input is checked to be UTF-8 document by document as it is split.
+fn filter(args: &PatchArgs, input: &[u8]) -> i32 {
     let result = (|| -> Result<(runner_patch::Patched<'_>, Vec<String>), Failure> {
         let (spec, mut warnings) = prepare_spec(args)?;
-        let patched = runner_patch::patch_pieces(&input, &spec).map_err(Failure::Lib)?;
+        let patched = runner_patch::patch_pieces(input, &spec).map_err(Failure::Lib)?;
         warnings.extend(patched.warnings.iter().cloned());
         if spec.warnings_as_errors && !warnings.is_empty() {
             return Err(Failure::Warnings(warnings));
@@ -115,9 +116,8 @@ fn prepare_spec(args: &PatchArgs) -> Result<(runner_patch::RunnerPatchSpec, Vec<
 
 /// Reads a certificate file; bytes that are not UTF-8 (DER) reach the PEM check, which names them.
 fn read_certificate(path: &Path) -> io::Result<String> {
-    let bytes = read_limited(std::fs::File::open(path)?, 0)
-        .map_err(|e| io::Error::other(format!("{e:#}")))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    let source = Source::open(path).map_err(io::Error::other)?;
+    Ok(String::from_utf8_lossy(source.bytes()).into_owned())
 }
 
 /// `runner-patch check`: what the spec's certificates are and what a run would change.
@@ -182,14 +182,11 @@ fn run_check(args: &PatchArgs) -> i32 {
         out.push_str(&format!("      mounted: {mounted}\n"));
     }
     if let Some(path) = args.input.as_deref() {
-        let input = match read_text(path) {
-            Ok(t) => t,
-            Err(e) => {
-                report(&format!("{e:#}"), None);
-                return EXIT_INPUT;
-            }
+        let input = match open_input(Some(path)) {
+            Ok((source, _)) => source,
+            Err(e) => return input_failure(&e, None),
         };
-        match runner_patch::patch_pieces(&input, &spec) {
+        match runner_patch::patch_pieces(input.bytes(), &spec) {
             Ok(p) => {
                 out.push_str("releases:\n");
                 for r in &p.releases {
@@ -228,14 +225,10 @@ fn run_check(args: &PatchArgs) -> i32 {
 }
 
 fn run_krm() -> i32 {
-    let input = match read_stdin() {
-        Ok(t) => t,
-        Err(e) => {
-            report(&format!("{e:#}"), None);
-            return EXIT_INPUT;
-        }
-    };
-    run_krm_on(&input)
+    with_input(None, None, |input, name| match utf8(input, name) {
+        Ok(text) => run_krm_on(text),
+        Err(e) => input_failure(&e, None),
+    })
 }
 
 fn run_krm_on(input: &str) -> i32 {
@@ -293,45 +286,56 @@ impl Failure {
     }
 }
 
-/// The largest input accepted: the stream is held in memory (nothing may be written before the
-/// run has succeeded), so an endless or huge stdin must not exhaust it.
-const MAX_INPUT_BYTES: u64 = 1 << 30;
-
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let bytes = read_limited(file, 0).with_context(|| format!("cannot read {}", path.display()))?;
-    utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))
+/// The input named on the command line (none or "-": stdin), and its name for messages.
+fn open_input(path: Option<&Path>) -> anyhow::Result<(Source, String)> {
+    match path {
+        Some(p) if p != Path::new("-") => {
+            let name = p.display().to_string();
+            let source = Source::open(p).with_context(|| format!("cannot read {name}"))?;
+            Ok((source, name))
+        }
+        _ => Ok((
+            Source::stdin().context("cannot read stdin")?,
+            "stdin".into(),
+        )),
+    }
 }
 
-fn read_stdin() -> anyhow::Result<String> {
-    // Reserve (not touch) room for a typical umbrella render up front: growing from a few bytes
-    // by doubling would copy the stream several times and fault in fresh pages at every step.
-    let bytes = read_limited(io::stdin().lock(), 4 << 20).context("cannot read stdin")?;
-    utf8(bytes).context("stdin is not UTF-8")
+/// Runs `run` on the input's bytes and name, or reports why there are none.
+fn with_input(
+    path: Option<&Path>,
+    error_file: Option<&Path>,
+    run: impl FnOnce(&[u8], &str) -> i32,
+) -> i32 {
+    match open_input(path) {
+        Ok((source, name)) => run(source.bytes(), &name),
+        Err(e) => input_failure(&e, error_file),
+    }
 }
 
-fn read_limited(reader: impl Read, capacity: usize) -> anyhow::Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(capacity);
-    reader.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
-    anyhow::ensure!(
-        bytes.len() as u64 <= MAX_INPUT_BYTES,
-        "input is larger than the limit of {} MiB",
-        MAX_INPUT_BYTES >> 20
-    );
-    Ok(bytes)
+fn input_failure(e: &anyhow::Error, error_file: Option<&Path>) -> i32 {
+    report(&format!("{e:#}"), error_file);
+    EXIT_INPUT
 }
 
-fn utf8(bytes: Vec<u8>) -> anyhow::Result<String> {
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        anyhow::anyhow!("invalid UTF-8 at byte {at}")
+fn utf8<'b>(bytes: &'b [u8], name: &str) -> anyhow::Result<&'b str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{name} is not UTF-8: invalid UTF-8 at byte {}",
+            e.valid_up_to()
+        )
     })
 }
 
+/// A small text file (the spec).
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    let (source, name) = open_input(Some(path))?;
+    Ok(utf8(source.bytes(), &name)?.to_owned())
+}
+
 /// Writes the pieces of a successful run (nothing was written before the run succeeded).
-fn write_pieces(pieces: &[std::borrow::Cow<'_, str>]) -> i32 {
-    write_chunks(pieces.iter().map(|p| p.as_bytes()))
+fn write_pieces(pieces: &[std::borrow::Cow<'_, [u8]>]) -> i32 {
+    write_chunks(pieces.iter().map(|p| p.as_ref()))
 }
 
 /// Writes the whole output at once.

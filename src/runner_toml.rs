@@ -17,11 +17,13 @@ use crate::spec::ConfigMapVolume;
 use crate::validate::normalize_ip;
 
 /// The runner's TOML keys and types (derived from gitlab-runner `common/config.go`, 19.4), without
-/// the descriptions: `schema/runner-template.toml-schema.json` minified, which a unit test keeps in
-/// step. Parsing the full 80 KB file would cost more than patching an umbrella stream.
-const RUNNER_SCHEMA: &str = include_str!("../schema/runner-template.min.json");
+/// the descriptions: `schema/runner-template.toml-schema.json` minified and cut into one line per
+/// definition ([`schema_check::LazyDefs`]), which a unit test keeps in step. Parsing the full 80 KB
+/// file would cost more than patching an umbrella stream.
+const RUNNER_SCHEMA: &str = include_str!("../schema/runner-template.defs");
 
-/// Drops `description` keywords and formatting from the runner schema (see [`RUNNER_SCHEMA`]).
+/// Drops `description` keywords and formatting from the runner schema and writes it in the
+/// line format of [`schema_check::LazyDefs`] (see [`RUNNER_SCHEMA`]).
 pub fn minify_runner_schema(full: &str) -> String {
     fn strip(v: &mut Json) {
         match v {
@@ -35,7 +37,7 @@ pub fn minify_runner_schema(full: &str) -> String {
     }
     let mut value: Json = serde_json::from_str(full).expect("schema is JSON");
     strip(&mut value);
-    serde_json::to_string(&value).expect("JSON serializes") + "\n"
+    schema_check::LazyDefs::write(&value)
 }
 
 /// Volume kinds under `[runners.kubernetes.volumes]`; names must be unique across all of them.
@@ -239,9 +241,9 @@ pub fn has_runners(text: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn runner_schema() -> &'static Json {
-    static SCHEMA: OnceLock<Json> = OnceLock::new();
-    SCHEMA.get_or_init(|| serde_json::from_str(RUNNER_SCHEMA).expect("embedded schema is JSON"))
+fn runner_schema() -> &'static schema_check::LazyDefs {
+    static SCHEMA: OnceLock<schema_check::LazyDefs> = OnceLock::new();
+    SCHEMA.get_or_init(|| schema_check::LazyDefs::new(RUNNER_SCHEMA))
 }
 
 /// Indentation of a table's header and of its keys, derived from what the user wrote.
@@ -926,10 +928,7 @@ mod tests {
         let want = minify_runner_schema(include_str!("../schema/runner-template.toml-schema.json"));
         if std::env::var_os("RUNNER_PATCH_BLESS").is_some() {
             std::fs::write(
-                concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/schema/runner-template.min.json"
-                ),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/schema/runner-template.defs"),
                 &want,
             )
             .unwrap();
@@ -937,7 +936,7 @@ mod tests {
         }
         assert!(
             RUNNER_SCHEMA == want,
-            "schema/runner-template.min.json is stale: RUNNER_PATCH_BLESS=1 cargo test --lib"
+            "schema/runner-template.defs is stale: RUNNER_PATCH_BLESS=1 cargo test --lib"
         );
     }
 

@@ -64,34 +64,98 @@ impl Doc<'_> {
 
 /// Splits `input` into documents. Never fails: any text is some sequence of documents.
 pub fn split(input: &str) -> Stream<'_> {
-    let (bom, text) = match input.strip_prefix('\u{feff}') {
-        Some(rest) => (&input[..3], rest),
+    let (bom, docs) = documents(input.as_bytes());
+    Stream {
+        bom,
+        docs: docs
+            .map(|d| d.expect("a str cut at line starts is UTF-8"))
+            .collect(),
+    }
+}
+
+/// A byte that is not UTF-8, and the document that holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUtf8 {
+    /// 1-based position of the document in the stream.
+    pub index: usize,
+    /// 1-based line of the stream that holds the byte.
+    pub line: usize,
+    /// 0-based offset of the byte in the stream.
+    pub offset: usize,
+}
+
+/// The byte-order mark of `input` (or "") and its documents, one at a time, each checked to be
+/// UTF-8 (the first that is not ends the iteration with an error).
+///
+/// Lazy on purpose: the UTF-8 check, the line count and the caller's own inspection of each
+/// document (the locator's substring prefilter) all run while the document is still in cache, so
+/// a 100 MB stream is read from memory once instead of once per pass.
+pub fn documents(input: &[u8]) -> (&'static str, Documents<'_>) {
+    const BOM: &str = "\u{feff}";
+    let (bom, text) = match input.strip_prefix(BOM.as_bytes()) {
+        Some(rest) => (BOM, rest),
         None => ("", input),
     };
-    let bytes = text.as_bytes();
-    // Offsets where a document starts: 0, then every line that begins with a marker. Searching
-    // for "\n---" skips the ~99 % of lines that cannot start a document at SIMD speed.
-    let mut starts = vec![0usize];
-    starts.extend(
-        memchr::memmem::find_iter(bytes, b"\n---")
+    let docs = Documents {
+        text,
+        // Searching for "\n---" skips the ~99 % of lines that cannot start a document at SIMD
+        // speed; a marker on the very first line is the start of the first document (offset 0).
+        markers: memchr::memmem::find_iter(text, b"\n---"),
+        base: bom.len(),
+        start: 0,
+        index: 0,
+        line: 1,
+    };
+    (bom, docs)
+}
+
+/// Iterator over the documents of a stream (see [`documents`]).
+pub struct Documents<'a> {
+    text: &'a [u8],
+    markers: memchr::memmem::FindIter<'a, 'static>,
+    /// Offset of `text` in the stream (the BOM's length).
+    base: usize,
+    /// Where the next document starts; past the end when done.
+    start: usize,
+    index: usize,
+    line: usize,
+}
+
+impl<'a> Iterator for Documents<'a> {
+    type Item = Result<Doc<'a>, NotUtf8>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // An empty stream (or one that is only a BOM) has no documents at all.
+        if self.start >= self.text.len() {
+            return None;
+        }
+        let bytes = self.text;
+        let end = self
+            .markers
+            .by_ref()
             .map(|nl| nl + 1)
-            .filter(|&start| is_doc_start(&bytes[start..])),
-    );
-    // A marker on the very first line starts the first document; no empty document before it.
-    let mut docs = Vec::with_capacity(starts.len());
-    let mut line = 1usize;
-    for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).copied().unwrap_or(bytes.len());
-        let slice = &text[start..end];
-        let doc = carve(slice, i + 1, line);
-        line += memchr_iter(b'\n', slice.as_bytes()).count();
-        docs.push(doc);
+            .find(|&s| is_doc_start(&bytes[s..]))
+            .unwrap_or(bytes.len());
+        let raw = &bytes[self.start..end];
+        self.index += 1;
+        let slice = match std::str::from_utf8(raw) {
+            Ok(slice) => slice,
+            Err(e) => {
+                let valid = &raw[..e.valid_up_to()];
+                let error = NotUtf8 {
+                    index: self.index,
+                    line: self.line + memchr_iter(b'\n', valid).count(),
+                    offset: self.base + self.start + valid.len(),
+                };
+                self.start = bytes.len();
+                return Some(Err(error));
+            }
+        };
+        let doc = carve(slice, self.index, self.line);
+        self.line += memchr_iter(b'\n', raw).count();
+        self.start = end;
+        Some(Ok(doc))
     }
-    // An input that is empty except for a BOM has no documents at all.
-    if text.is_empty() {
-        docs.clear();
-    }
-    Stream { bom, docs }
 }
 
 /// Concatenates the stream back into text.
