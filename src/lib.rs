@@ -81,7 +81,7 @@ pub fn patch(input: &str, spec: &RunnerPatchSpec) -> Result<Outcome, Error> {
 pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patched<'a>, Error> {
     // Split and prefilter in one pass, each document while it is in cache.
     let (bom, split) = stream::documents(input);
-    let mut locator = locate::Locator::new(spec.selector.as_ref());
+    let mut locator = locate::Locator::new(spec.selector.as_ref(), !spec.certificates.is_empty());
     let mut docs = Vec::new();
     for doc in split {
         let doc = doc?;

@@ -6,8 +6,12 @@
 //! - ConfigMap: `data` holds `entrypoint`, `check-live` and `config.template.toml` or `config.toml`;
 //! - Deployment: a pod volume `configmaps` (a configMap) mounted at `/configmaps` by a container.
 //!
-//! Only documents containing `check-live` or `/configmaps/entrypoint` are parsed at all, so the
-//! hundreds of other documents in an umbrella stream cost one substring scan each.
+//! Only documents that can be targets are parsed at all. A document's kind is read from its first
+//! top-level `kind:` line (Helm, kubectl and every chart write it that way): other kinds are not
+//! looked at again, a ConfigMap is parsed only if it contains `check-live`, a Deployment only if
+//! it contains `/configmaps/entrypoint`; a document whose kind cannot be read from the text (JSON,
+//! flow style, a quoted key) is scanned for both. So the hundreds of CRDs, Services and RBAC
+//! documents of an umbrella stream cost a few bytes of reading each.
 
 use std::collections::BTreeMap;
 
@@ -51,7 +55,7 @@ pub struct Found {
 
 /// Locates every runner release in `docs` that `selector` selects.
 pub fn find(docs: &[Doc<'_>], selector: Option<&Selector>) -> Result<Found, Error> {
-    let mut locator = Locator::new(selector);
+    let mut locator = Locator::new(selector, true);
     for (pos, doc) in docs.iter().enumerate() {
         locator.observe(pos, doc)?;
     }
@@ -62,6 +66,9 @@ pub fn find(docs: &[Doc<'_>], selector: Option<&Selector>) -> Result<Found, Erro
 /// for the markers while it is still in cache.
 pub struct Locator<'s> {
     selector: Option<&'s Selector>,
+    /// Whether to look for ConfigMaps an earlier run generated (only a spec with certificates
+    /// generates and updates them).
+    find_generated: bool,
     cm_marker: memmem::Finder<'static>,
     deploy_marker: memmem::Finder<'static>,
     generated_marker: memmem::Finder<'static>,
@@ -71,9 +78,10 @@ pub struct Locator<'s> {
 }
 
 impl<'s> Locator<'s> {
-    pub fn new(selector: Option<&'s Selector>) -> Self {
+    pub fn new(selector: Option<&'s Selector>, find_generated: bool) -> Self {
         Locator {
             selector,
+            find_generated,
             cm_marker: memmem::Finder::new(b"check-live"),
             deploy_marker: memmem::Finder::new(b"/configmaps/entrypoint"),
             generated_marker: memmem::Finder::new(crate::trust::GENERATED_LABEL.as_bytes()),
@@ -91,10 +99,17 @@ impl<'s> Locator<'s> {
         let found = &mut self.found;
         found.scanned += 1;
         let bytes = doc.body.as_bytes();
-        let maybe_generated = self.generated_marker.find(bytes).is_some();
+        let (configmap, deployment) = match declared_kind(doc.body) {
+            Some("ConfigMap") => (true, false),
+            Some("Deployment") => (false, true),
+            Some(_) => return Ok(()),
+            None => (true, true),
+        };
+        let maybe_generated =
+            configmap && self.find_generated && self.generated_marker.find(bytes).is_some();
         if !maybe_generated
-            && self.cm_marker.find(bytes).is_none()
-            && self.deploy_marker.find(bytes).is_none()
+            && !(configmap && self.cm_marker.find(bytes).is_some())
+            && !(deployment && self.deploy_marker.find(bytes).is_some())
         {
             return Ok(());
         }
@@ -195,6 +210,42 @@ impl<'s> Locator<'s> {
     }
 }
 
+/// The kind a document's text declares on its first `kind:` line at column 0, if the lines
+/// before it are plain `key: value` lines (so that line cannot be inside a flow collection or a
+/// multi-line scalar) and the value is a plain word. None means "cannot tell from the text".
+fn declared_kind(body: &str) -> Option<&str> {
+    let bytes = body.as_bytes();
+    let at = if bytes.starts_with(b"kind:") {
+        0
+    } else {
+        memmem::find(bytes, b"\nkind:")? + 1
+    };
+    if bytes[..at].iter().any(|b| {
+        matches!(
+            b,
+            b'{' | b'[' | b'"' | b'\'' | b'|' | b'>' | b'&' | b'*' | b'!'
+        )
+    }) {
+        return None;
+    }
+    let line_end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i);
+    let mut value = body[at + "kind:".len()..line_end].trim();
+    if let Some(i) = value.find(" #") {
+        value = value[..i].trim_end();
+    }
+    for quote in ['"', '\''] {
+        if let Some(inner) = value
+            .strip_prefix(quote)
+            .and_then(|v| v.strip_suffix(quote))
+        {
+            value = inner;
+        }
+    }
+    let word = value.starts_with(|c: char| c.is_ascii_alphabetic())
+        && value.chars().all(|c| c.is_ascii_alphanumeric());
+    word.then_some(value)
+}
+
 fn parse_doc(doc: &Doc<'_>) -> Result<Value, Error> {
     yaml::parse(doc.body).map_err(|e| {
         let (message, position) = yaml::describe_error(&e);
@@ -283,6 +334,39 @@ fn runner_deployment(v: &Value) -> Option<(String, usize)> {
             })
     })?;
     Some((cm, container))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declared_kind;
+
+    #[test]
+    fn reads_the_kind_from_the_text_only_when_it_is_certain() {
+        assert_eq!(
+            declared_kind("apiVersion: v1\nkind: ConfigMap\n"),
+            Some("ConfigMap")
+        );
+        assert_eq!(
+            declared_kind("kind: \"Deployment\" # c\r\nspec: {}\n"),
+            Some("Deployment")
+        );
+        assert_eq!(
+            declared_kind("apiVersion: v1\nkind: 'Service'\n"),
+            Some("Service")
+        );
+        // JSON, a quoted key, no kind line, or a line that may sit inside a flow collection.
+        assert_eq!(declared_kind("{\"kind\": \"ConfigMap\"}\n"), None);
+        assert_eq!(declared_kind("\"kind\": ConfigMap\n"), None);
+        assert_eq!(declared_kind("apiVersion: v1\n"), None);
+        assert_eq!(
+            declared_kind("metadata: {name: x,\nkind: Service\n}\nkind: Deployment\n"),
+            None
+        );
+        assert_eq!(declared_kind("kind: !!str ConfigMap\n"), None);
+        assert_eq!(declared_kind("kind: *k\n"), None);
+        // Not at column 0: not the document's kind.
+        assert_eq!(declared_kind("spec:\n  kind: Service\n"), None);
+    }
 }
 
 fn selects(selector: Option<&Selector>, v: &Value) -> bool {
