@@ -53,17 +53,23 @@ pub struct Found {
     pub generated: BTreeMap<(Option<String>, String), usize>,
 }
 
-/// Locates every runner release in `docs` that `selector` selects.
+/// Locates every runner release in `docs` that `selector` selects (the steps of [`Locator`] in a
+/// row, for callers that hold a split stream).
 pub fn find(docs: &[Doc<'_>], selector: Option<&Selector>) -> Result<Found, Error> {
     let mut locator = Locator::new(selector, true);
     for (pos, doc) in docs.iter().enumerate() {
-        locator.observe(pos, doc)?;
+        if locator.is_candidate(doc) {
+            let value = parse_doc(doc)?;
+            locator.classify(pos, doc, value);
+        }
     }
-    locator.finish(docs.len())
+    let scanned = docs.iter().filter(|d| !d.is_empty()).count();
+    locator.finish(docs.len(), scanned)
 }
 
-/// [`find`] one document at a time, for a caller that splits lazily: each document is checked
-/// for the markers while it is still in cache.
+/// [`find`] in steps that a caller can spread over threads: [`Locator::is_candidate`] on every
+/// document (a few substring scans, while the document is in cache), [`parse_doc`] on the
+/// candidates, [`Locator::classify`] on each parsed one, in stream order, and [`Locator::finish`].
 pub struct Locator<'s> {
     selector: Option<&'s Selector>,
     /// Whether to look for ConfigMaps an earlier run generated (only a spec with certificates
@@ -91,40 +97,36 @@ impl<'s> Locator<'s> {
         }
     }
 
-    /// Looks at the document at position `pos` of the stream.
-    pub fn observe(&mut self, pos: usize, doc: &Doc<'_>) -> Result<(), Error> {
+    /// Whether `doc` may be a target and must be parsed.
+    pub fn is_candidate(&self, doc: &Doc<'_>) -> bool {
         if doc.is_empty() {
-            return Ok(());
+            return false;
         }
-        let found = &mut self.found;
-        found.scanned += 1;
         let bytes = doc.body.as_bytes();
         let (configmap, deployment) = match declared_kind(doc.body) {
             Some("ConfigMap") => (true, false),
             Some("Deployment") => (false, true),
-            Some(_) => return Ok(()),
+            Some(_) => return false,
             None => (true, true),
         };
-        let maybe_generated =
-            configmap && self.find_generated && self.generated_marker.find(bytes).is_some();
-        if !maybe_generated
-            && !(configmap && self.cm_marker.find(bytes).is_some())
-            && !(deployment && self.deploy_marker.find(bytes).is_some())
-        {
-            return Ok(());
-        }
-        let value = parse_doc(doc)?;
+        (configmap && self.find_generated && self.generated_marker.find(bytes).is_some())
+            || (configmap && self.cm_marker.find(bytes).is_some())
+            || (deployment && self.deploy_marker.find(bytes).is_some())
+    }
+
+    /// Records the candidate at position `pos` of the stream, parsed as `value`, if it is a runner
+    /// ConfigMap, a runner Deployment or a ConfigMap an earlier run generated.
+    pub fn classify(&mut self, pos: usize, doc: &Doc<'_>, value: Value) {
         let doc_ref = doc_ref(doc, &value);
-        if maybe_generated
+        let generated_label = format!(
+            "/metadata/labels/{}",
+            crate::trust::GENERATED_LABEL.replace('/', "~1")
+        );
+        if self.find_generated
             && value.get("kind").and_then(Value::as_str) == Some("ConfigMap")
-            && value
-                .pointer(&format!(
-                    "/metadata/labels/{}",
-                    crate::trust::GENERATED_LABEL.replace('/', "~1")
-                ))
-                .is_some()
+            && value.pointer(&generated_label).is_some()
         {
-            found
+            self.found
                 .generated
                 .insert((doc_ref.namespace.clone(), doc_ref.name.clone()), pos);
         } else if is_runner_configmap(&value) {
@@ -132,14 +134,13 @@ impl<'s> Locator<'s> {
         } else if let Some((cm_name, container)) = runner_deployment(&value) {
             self.deployments.push((pos, cm_name, container));
         } else {
-            return Ok(());
+            return;
         }
-        found.parsed.insert(pos, Parsed { value, doc_ref });
-        Ok(())
+        self.found.parsed.insert(pos, Parsed { value, doc_ref });
     }
 
-    /// Pairs what was seen in a stream of `count` documents.
-    pub fn finish(self, count: usize) -> Result<Found, Error> {
+    /// Pairs what was classified in a stream of `count` documents, `scanned` of them non-empty.
+    pub fn finish(self, count: usize, scanned: usize) -> Result<Found, Error> {
         let Locator {
             selector,
             mut found,
@@ -147,6 +148,7 @@ impl<'s> Locator<'s> {
             deployments,
             ..
         } = self;
+        found.scanned = scanned;
         let mut paired = vec![false; count];
         for (pos, cm_name, container) in deployments {
             let d = &found.parsed[&pos];
@@ -218,7 +220,9 @@ fn declared_kind(body: &str) -> Option<&str> {
     let at = if bytes.starts_with(b"kind:") {
         0
     } else {
-        memmem::find(bytes, b"\nkind:")? + 1
+        static KIND_LINE: std::sync::LazyLock<memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memmem::Finder::new(b"\nkind:"));
+        KIND_LINE.find(bytes)? + 1
     };
     if bytes[..at].iter().any(|b| {
         matches!(
@@ -246,7 +250,8 @@ fn declared_kind(body: &str) -> Option<&str> {
     word.then_some(value)
 }
 
-fn parse_doc(doc: &Doc<'_>) -> Result<Value, Error> {
+/// Parses a candidate document; an error names the document and never quotes a Secret.
+pub fn parse_doc(doc: &Doc<'_>) -> Result<Value, Error> {
     yaml::parse(doc.body).map_err(|e| {
         let (message, position) = yaml::describe_error(&e);
         let kind = guess_kind(doc.body);
@@ -336,6 +341,23 @@ fn runner_deployment(v: &Value) -> Option<(String, usize)> {
     Some((cm, container))
 }
 
+fn selects(selector: Option<&Selector>, v: &Value) -> bool {
+    let Some(sel) = selector else { return true };
+    let meta = v.get("metadata");
+    let field = |ptr: &str| meta.and_then(|m| m.pointer(ptr)).and_then(Value::as_str);
+    sel.release
+        .as_deref()
+        .is_none_or(|r| field("/labels/release") == Some(r))
+        && sel
+            .name
+            .as_deref()
+            .is_none_or(|n| field("/name") == Some(n))
+        && sel
+            .namespace
+            .as_deref()
+            .is_none_or(|n| field("/namespace") == Some(n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::declared_kind;
@@ -367,21 +389,4 @@ mod tests {
         // Not at column 0: not the document's kind.
         assert_eq!(declared_kind("spec:\n  kind: Service\n"), None);
     }
-}
-
-fn selects(selector: Option<&Selector>, v: &Value) -> bool {
-    let Some(sel) = selector else { return true };
-    let meta = v.get("metadata");
-    let field = |ptr: &str| meta.and_then(|m| m.pointer(ptr)).and_then(Value::as_str);
-    sel.release
-        .as_deref()
-        .is_none_or(|r| field("/labels/release") == Some(r))
-        && sel
-            .name
-            .as_deref()
-            .is_none_or(|n| field("/name") == Some(n))
-        && sel
-            .namespace
-            .as_deref()
-            .is_none_or(|n| field("/namespace") == Some(n))
 }

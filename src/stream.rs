@@ -91,22 +91,42 @@ pub struct NotUtf8 {
 /// document (the locator's substring prefilter) all run while the document is still in cache, so
 /// a 100 MB stream is read from memory once instead of once per pass.
 pub fn documents(input: &[u8]) -> (&'static str, Documents<'_>) {
+    let (bom, text) = strip_bom(input);
+    (bom, Documents::new(text, bom.len()))
+}
+
+/// Splits a UTF-8 byte-order mark (kept verbatim in the output) off the start of `input`.
+pub fn strip_bom(input: &[u8]) -> (&'static str, &[u8]) {
     const BOM: &str = "\u{feff}";
-    let (bom, text) = match input.strip_prefix(BOM.as_bytes()) {
+    match input.strip_prefix(BOM.as_bytes()) {
         Some(rest) => (BOM, rest),
         None => ("", input),
-    };
-    let docs = Documents {
-        text,
-        // Searching for "\n---" skips the ~99 % of lines that cannot start a document at SIMD
-        // speed; a marker on the very first line is the start of the first document (offset 0).
-        markers: memchr::memmem::find_iter(text, b"\n---"),
-        base: bom.len(),
-        start: 0,
-        index: 0,
-        line: 1,
-    };
-    (bom, docs)
+    }
+}
+
+/// Cuts `text` (after the BOM) into at most `parts` runs of whole documents of about equal size,
+/// so that each run can be split on its own: every run but the first starts at a marker line.
+pub fn chunks(text: &[u8], parts: usize) -> Vec<std::ops::Range<usize>> {
+    let mut bounds = vec![0];
+    for i in 1..parts.max(1) {
+        let target = (text.len() / parts * i).max(bounds[bounds.len() - 1] + 1);
+        if target >= text.len() {
+            break;
+        }
+        let next = memchr::memmem::find_iter(&text[target - 1..], b"\n---")
+            .map(|nl| target + nl)
+            .find(|&s| is_doc_start(&text[s..]));
+        match next {
+            Some(start) => bounds.push(start),
+            None => break,
+        }
+    }
+    bounds.push(text.len());
+    bounds
+        .windows(2)
+        .map(|w| w[0]..w[1])
+        .filter(|r| !r.is_empty())
+        .collect()
 }
 
 /// Iterator over the documents of a stream (see [`documents`]).
@@ -119,6 +139,28 @@ pub struct Documents<'a> {
     start: usize,
     index: usize,
     line: usize,
+}
+
+impl<'a> Documents<'a> {
+    /// The documents of `text`, a run of whole documents that starts at offset `base` of the
+    /// stream. Indexes and lines count from 1 within the run.
+    pub fn new(text: &'a [u8], base: usize) -> Self {
+        Documents {
+            text,
+            // Searching for "\n---" skips the ~99 % of lines that cannot start a document at
+            // SIMD speed; the run's first line starts its first document (offset 0).
+            markers: memchr::memmem::find_iter(text, b"\n---"),
+            base,
+            start: 0,
+            index: 0,
+            line: 1,
+        }
+    }
+
+    /// Line breaks in the documents returned so far.
+    pub fn newlines(&self) -> usize {
+        self.line - 1
+    }
 }
 
 impl<'a> Iterator for Documents<'a> {
@@ -305,6 +347,28 @@ mod tests {
         assert!(s.docs[0].is_empty());
         assert!(s.docs[1].is_empty());
         assert!(!s.docs[2].is_empty());
+    }
+
+    #[test]
+    fn chunks_cut_only_at_document_starts() {
+        let text = "a: 1\n---\nb: 2\n--- # c\nc: 3\n---\n---x: not a marker\nd: 4\n";
+        let whole: Vec<String> = split(text)
+            .docs
+            .iter()
+            .map(|d| format!("{}{}{}", d.head, d.body, d.tail))
+            .collect();
+        for parts in 1..8 {
+            let ranges = chunks(text.as_bytes(), parts);
+            assert_eq!(ranges.first().map(|r| r.start), Some(0));
+            assert_eq!(ranges.last().map(|r| r.end), Some(text.len()));
+            let pieces: Vec<String> = ranges
+                .iter()
+                .flat_map(|r| Documents::new(&text.as_bytes()[r.clone()], r.start))
+                .map(|d| d.unwrap())
+                .map(|d| format!("{}{}{}", d.head, d.body, d.tail))
+                .collect();
+            assert_eq!(pieces, whole, "{parts} parts");
+        }
     }
 
     #[test]

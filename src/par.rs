@@ -1,0 +1,62 @@
+//! Order-preserving parallel map on scoped threads, for the two costs that grow with a stream:
+//! reading every document, and parsing and patching each release.
+//!
+//! Why not rayon: a run lives a few milliseconds, and on the common input (one umbrella render)
+//! there is nothing worth a second thread, so a pool that starts with the process would cost more
+//! than it saves. Here threads exist only when there is enough work (`min_per_thread`), results
+//! come back in input order, and the output is byte-identical whatever the thread count (a test
+//! checks it by running with `RUNNER_PATCH_THREADS=1` and with several).
+
+use std::num::NonZeroUsize;
+
+/// Environment variable that sets the thread count (1 = never spawn a thread).
+pub const THREADS_ENV: &str = "RUNNER_PATCH_THREADS";
+
+/// Threads to use at most: `RUNNER_PATCH_THREADS`, else the CPUs available, capped at 8 (beyond
+/// that the work is bound by memory bandwidth).
+pub fn threads() -> usize {
+    std::env::var(THREADS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<NonZeroUsize>().ok())
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get)
+        .min(8)
+}
+
+/// `items.iter().map(f).collect()`, spread over up to [`threads`] threads so that each gets at
+/// least `min_per_thread` items (contiguous runs, so results stay in input order).
+pub fn map<T: Sync, R: Send>(
+    items: &[T],
+    min_per_thread: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let workers = threads().min(items.len() / min_per_thread.max(1)).max(1);
+    if workers == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let per = items.len().div_ceil(workers);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keeps_order_whatever_the_split() {
+        let items: Vec<u32> = (0..1000).collect();
+        for min in [1, 7, 500, 2000] {
+            let out = super::map(&items, min, |x| x * 2);
+            assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>());
+        }
+        assert!(super::map(&[] as &[u32], 1, |x| *x).is_empty());
+    }
+}
