@@ -158,6 +158,17 @@ impl From<crate::stream::NotUtf8> for Error {
 }
 
 impl Error {
+    /// The same error for a document found in a run of the stream that starts after `documents`
+    /// documents and `lines` line breaks (the errors a reading thread can meet name the document
+    /// by index and line only).
+    pub fn shifted(mut self, documents: usize, lines: usize) -> Self {
+        if let Error::Yaml { index, line, .. } | Error::NotUtf8 { index, line, .. } = &mut self {
+            *index += documents;
+            *line += lines;
+        }
+        self
+    }
+
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -33,6 +33,8 @@ pub mod yaml_positions;
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
+
 pub use error::{DocRef, Error};
 pub use spec::{RunnerPatch, RunnerPatchSpec};
 
@@ -162,13 +164,14 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patch
 /// Streams at least this large are read by several threads, each over a run of documents.
 const PARALLEL_SCAN_BYTES: usize = 8 << 20;
 
-/// Splits `input` into documents, checks each is UTF-8 and asks `locator` which must be parsed:
-/// one pass, each document handled while it is in cache. A large stream is cut into runs of
-/// whole documents read side by side; their indexes and lines are then made stream-wide.
+/// Splits `input` into documents, checks each is UTF-8, asks `locator` which may be targets and
+/// parses those: one pass, each document handled while it is in cache. A large stream is cut into
+/// runs of whole documents read side by side; their indexes and lines are then made stream-wide,
+/// and the first error in stream order wins, as in a single-threaded read.
 fn scan<'a>(
     input: &'a [u8],
     locator: &locate::Locator<'_>,
-) -> Result<(stream::Stream<'a>, Vec<usize>), Error> {
+) -> Result<(stream::Stream<'a>, Vec<(usize, Value)>), Error> {
     let (bom, text) = stream::strip_bom(input);
     let parts = if text.len() >= PARALLEL_SCAN_BYTES {
         par::threads()
@@ -178,57 +181,67 @@ fn scan<'a>(
     let runs = stream::chunks(text, parts);
     let scanned = par::map(&runs, 1, |run| {
         let mut split = stream::Documents::new(&text[run.clone()], bom.len() + run.start);
-        let mut docs = Vec::new();
-        let mut candidates = Vec::new();
+        let mut run = Run::default();
         for doc in split.by_ref() {
             let doc = match doc {
                 Ok(doc) => doc,
-                Err(e) => return (docs, candidates, split.newlines(), Some(e)),
+                Err(e) => {
+                    run.error = Some(e.into());
+                    break;
+                }
             };
             if locator.is_candidate(&doc) {
-                candidates.push(docs.len());
+                match locate::parse_doc(&doc) {
+                    Ok(value) => run.candidates.push((run.docs.len(), value)),
+                    Err(e) => {
+                        run.error = Some(e);
+                        break;
+                    }
+                }
             }
-            docs.push(doc);
+            run.docs.push(doc);
         }
-        (docs, candidates, split.newlines(), None)
+        run.newlines = split.newlines();
+        run
     });
-    let mut all_docs = Vec::new();
-    let mut all_candidates = Vec::new();
+    let mut docs = Vec::new();
+    let mut candidates = Vec::new();
     let mut lines = 0;
-    for (mut docs, candidates, newlines, error) in scanned {
-        let first = all_docs.len();
-        if let Some(mut e) = error {
-            e.index += first;
-            e.line += lines;
-            return Err(e.into());
+    for mut run in scanned {
+        let first = docs.len();
+        if let Some(e) = run.error {
+            return Err(e.shifted(first, lines));
         }
-        for doc in &mut docs {
+        for doc in &mut run.docs {
             doc.index += first;
             doc.line += lines;
             doc.body_line += lines;
         }
-        all_candidates.extend(candidates.into_iter().map(|c| c + first));
-        all_docs.extend(docs);
-        lines += newlines;
+        candidates.extend(run.candidates.into_iter().map(|(c, v)| (c + first, v)));
+        docs.extend(run.docs);
+        lines += run.newlines;
     }
-    Ok((
-        stream::Stream {
-            bom,
-            docs: all_docs,
-        },
-        all_candidates,
-    ))
+    Ok((stream::Stream { bom, docs }, candidates))
 }
 
-/// Parses the candidates (side by side when there are many) and pairs the releases.
+/// What one thread's read of a run of documents found (indexes and lines relative to the run).
+#[derive(Default)]
+struct Run<'a> {
+    docs: Vec<Doc<'a>>,
+    /// Candidates, parsed: position in `docs` and value.
+    candidates: Vec<(usize, Value)>,
+    newlines: usize,
+    error: Option<Error>,
+}
+
+/// Classifies the parsed candidates in stream order and pairs the releases.
 fn locate_releases(
     stream: &stream::Stream<'_>,
-    candidates: Vec<usize>,
+    candidates: Vec<(usize, Value)>,
     mut locator: locate::Locator<'_>,
 ) -> Result<locate::Found, Error> {
-    let parsed = par::map(&candidates, 8, |&pos| locate::parse_doc(&stream.docs[pos]));
-    for (pos, value) in candidates.into_iter().zip(parsed) {
-        locator.classify(pos, &stream.docs[pos], value?);
+    for (pos, value) in candidates {
+        locator.classify(pos, &stream.docs[pos], value);
     }
     let scanned = stream.docs.iter().filter(|d| !d.is_empty()).count();
     locator.finish(stream.docs.len(), scanned)
