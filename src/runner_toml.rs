@@ -25,19 +25,8 @@ const RUNNER_SCHEMA: &str = include_str!("../schema/runner-template.defs");
 /// Drops `description` keywords and formatting from the runner schema and writes it in the
 /// line format of [`schema_check::LazyDefs`] (see [`RUNNER_SCHEMA`]).
 pub fn minify_runner_schema(full: &str) -> String {
-    fn strip(v: &mut Json) {
-        match v {
-            Json::Object(m) => {
-                m.remove("description");
-                m.values_mut().for_each(strip);
-            }
-            Json::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut value: Json = serde_json::from_str(full).expect("schema is JSON");
-    strip(&mut value);
-    schema_check::LazyDefs::write(&value)
+    let value: Json = serde_json::from_str(full).expect("schema is JSON");
+    schema_check::LazyDefs::write_without_descriptions(&value)
 }
 
 /// Volume kinds under `[runners.kubernetes.volumes]`; names must be unique across all of them.

@@ -66,6 +66,35 @@ impl LazyDefs {
         LazyDefs { root, defs }
     }
 
+    /// Drops the `description` keywords of `schema` (documentation, which validation never reads)
+    /// and writes it, minified, in the line format [`LazyDefs::new`] reads.
+    pub fn write_without_descriptions(schema: &Value) -> String {
+        fn strip(v: &mut Value) {
+            match v {
+                Value::Object(m) => {
+                    if m.get("description").is_some_and(Value::is_string) {
+                        m.shift_remove("description");
+                    }
+                    for (key, sub) in m.iter_mut() {
+                        // A `properties` map is keyed by field names: a field may be called
+                        // "description", so only the schemas inside it are stripped.
+                        match (key.as_str(), sub) {
+                            ("properties" | "$defs", Value::Object(fields)) => {
+                                fields.values_mut().for_each(strip)
+                            }
+                            (_, sub) => strip(sub),
+                        }
+                    }
+                }
+                Value::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        let mut schema = schema.clone();
+        strip(&mut schema);
+        Self::write(&schema)
+    }
+
     /// Writes `schema` (minified) in the line format [`LazyDefs::new`] reads.
     pub fn write(schema: &Value) -> String {
         let mut root = schema.clone();

@@ -319,15 +319,15 @@ pub fn json_schema() -> Value {
 
 /// The schema used for validation: [`json_schema`] without the Kubernetes type definitions
 /// (`spec.manager` items are checked against k8s-openapi's types directly, see
-/// [`manager_problems`]). It is generated into `schema/runner-patch.validation.json` and embedded,
-/// because generating it with schemars on every run, or parsing the 100 KB full schema, costs more
-/// than patching a whole umbrella stream. A unit test keeps the file current.
-fn validation_schema() -> &'static Value {
-    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        serde_json::from_str(include_str!("../schema/runner-patch.validation.json"))
-            .expect("embedded schema is JSON")
-    })
+/// [`manager_problems`]). It is generated into `schema/runner-patch.validation.defs` (no
+/// descriptions, one line per definition, see [`schema_check::LazyDefs`]) and embedded, because
+/// generating it with schemars on every run, or parsing the 100 KB full schema, costs more than
+/// patching a whole umbrella stream. A unit test keeps the file current.
+const VALIDATION_SCHEMA: &str = include_str!("../schema/runner-patch.validation.defs");
+
+fn validation_schema() -> &'static schema_check::LazyDefs {
+    static SCHEMA: std::sync::OnceLock<schema_check::LazyDefs> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| schema_check::LazyDefs::new(VALIDATION_SCHEMA))
 }
 
 /// Derives the validation schema from the full one: Kubernetes definitions dropped, manager
@@ -562,22 +562,23 @@ mod tests {
 
     #[test]
     fn embedded_schema_is_current() {
-        let want = validation_schema_from(&json_schema());
+        let want = schema_check::LazyDefs::write_without_descriptions(&validation_schema_from(
+            &json_schema(),
+        ));
         if std::env::var_os("RUNNER_PATCH_BLESS").is_some() {
-            let text = serde_json::to_string_pretty(&want).unwrap() + "\n";
             std::fs::write(
                 concat!(
                     env!("CARGO_MANIFEST_DIR"),
-                    "/schema/runner-patch.validation.json"
+                    "/schema/runner-patch.validation.defs"
                 ),
-                text,
+                want,
             )
             .unwrap();
             return;
         }
         assert!(
-            validation_schema() == &want,
-            "schema/runner-patch.validation.json is stale: re-bless with RUNNER_PATCH_BLESS=1 cargo test --lib"
+            VALIDATION_SCHEMA == want,
+            "schema/runner-patch.validation.defs is stale: re-bless with RUNNER_PATCH_BLESS=1 cargo test --lib"
         );
     }
 
