@@ -2,8 +2,10 @@
 # Side-by-side wall time and peak memory: runner-patch vs `cat` vs the kustomize post-renderer
 # wrapper (kubectl kustomize + a strategic-merge patch for hostAliases and volumes, which cannot
 # touch the TOML at all), on the real GitLab umbrella render (1.25 MB, 142 documents); then
-# runner-patch vs `cat` on a generated ~100 MB stream with 50 runner releases among 20k documents.
+# runner-patch vs `cat` on a generated ~100 MB stream with 50 runner releases among 20k documents
+# (also with one thread), and runner-patch on that mix at 1/4, 1/2 and full size (linearity).
 # Needs hyperfine (Debian package) and scripts/install-test-tools.sh. Usage: scripts/bench.sh [--no-large]
+# Env: ROUNDS (5), RUNS (100), LARGE_RUNS (10), PEER_RUNS (5), BENCH_OUT (bench-out/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "hyperfine not found: apt-get install hyperfine" >&2; exit 1; }
