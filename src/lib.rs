@@ -132,15 +132,11 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patch
 
     // Untouched documents are contiguous stretches of the input: emit each stretch as one slice.
     let mut start = 0usize;
-    let mut offset = stream.bom.len();
-    for (pos, doc) in stream.docs.iter().enumerate() {
-        let len = doc.head.len() + doc.body.len() + doc.tail.len();
-        if let Some(text) = rewritten.remove(&pos) {
-            outcome.pieces.push(input[start..offset].into());
-            outcome.pieces.push(text.into_bytes().into());
-            start = offset + len;
-        }
-        offset += len;
+    for (pos, text) in rewritten {
+        let doc = &stream.docs[pos];
+        outcome.pieces.push(input[start..doc.offset].into());
+        outcome.pieces.push(text.into_bytes().into());
+        start = doc.offset + doc.text_len();
     }
     outcome.pieces.push(input[start..].into());
     if !appended.is_empty() {

@@ -33,9 +33,16 @@ pub struct Doc<'a> {
     pub body_line: usize,
     /// 1-based line of the stream where `head` starts.
     pub line: usize,
+    /// 0-based byte offset of the stream where `head` starts.
+    pub offset: usize,
 }
 
 impl Doc<'_> {
+    /// Length of the document's text in bytes (head, body and tail).
+    pub fn text_len(&self) -> usize {
+        self.head.len() + self.body.len() + self.tail.len()
+    }
+
     /// True when the document holds no YAML node (only a marker, comments or blank lines).
     pub fn is_empty(&self) -> bool {
         self.body.is_empty()
@@ -199,7 +206,7 @@ impl<'a> Iterator for Documents<'a> {
                 return Some(Err(error));
             }
         };
-        let doc = carve(slice, self.index, self.line);
+        let doc = carve(slice, self.index, self.line, self.base + self.start);
         self.line += memchr_iter(b'\n', raw).count();
         self.start = end;
         Some(Ok(doc))
@@ -242,7 +249,7 @@ fn is_trivia(line: &str) -> bool {
 
 /// Splits one document's text into head, body and tail. Only the leading and trailing trivia
 /// lines are visited, so a large document costs no more than its line count from `split`.
-fn carve(slice: &str, index: usize, first_line: usize) -> Doc<'_> {
+fn carve(slice: &str, index: usize, first_line: usize, offset: usize) -> Doc<'_> {
     let bytes = slice.as_bytes();
     let mut head_end = 0usize;
     let mut head_lines = 0usize;
@@ -287,6 +294,7 @@ fn carve(slice: &str, index: usize, first_line: usize) -> Doc<'_> {
         index,
         line: first_line,
         body_line: first_line + head_lines,
+        offset,
     }
 }
 
@@ -371,6 +379,12 @@ mod tests {
                 .iter()
                 .flat_map(|r| Documents::new(&text.as_bytes()[r.clone()], r.start))
                 .map(|d| d.unwrap())
+                .inspect(|d| {
+                    assert_eq!(
+                        &text[d.offset..d.offset + d.text_len()],
+                        format!("{}{}{}", d.head, d.body, d.tail)
+                    )
+                })
                 .map(|d| format!("{}{}{}", d.head, d.body, d.tail))
                 .collect();
             assert_eq!(pieces, whole, "{parts} parts");
