@@ -1,5 +1,6 @@
 //! A stream large enough to be read and patched on several threads gives the same bytes, and the
-//! same error (same document, same line), whatever the thread count.
+//! same error (same document, same line), whatever the thread count; and the same bytes whether
+//! it comes as a file argument, as stdin redirected from a file (both memory-mapped) or a pipe.
 
 use std::io::Write;
 use std::process::{Command, Output};
@@ -130,4 +131,39 @@ fn errors_name_the_same_document_and_line_whatever_the_thread_count() {
     for out in &outs[1..] {
         assert_eq!(String::from_utf8_lossy(&out.stderr), first);
     }
+}
+
+#[test]
+fn a_file_argument_stdin_from_a_file_and_a_pipe_give_the_same_bytes() {
+    // Large enough to be memory-mapped (≥ 64 KiB) when it is a file.
+    let input = large_stream(6);
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(input.as_bytes()).unwrap();
+    let by_path = Command::new(BIN)
+        .args(["-c", SPEC])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(by_path.status.success());
+    let redirected = Command::new(BIN)
+        .args(["-c", SPEC])
+        .stdin(std::fs::File::open(file.path()).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        redirected.stdout == by_path.stdout,
+        "stdin from a file differs"
+    );
+    let mut child = Command::new(BIN)
+        .args(["-c", SPEC])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let piped = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(piped.status.success());
+    assert!(piped.stdout == by_path.stdout, "a pipe differs");
 }
