@@ -118,13 +118,12 @@ impl<'s> Locator<'s> {
     /// ConfigMap, a runner Deployment or a ConfigMap an earlier run generated.
     pub fn classify(&mut self, pos: usize, doc: &Doc<'_>, value: Value) {
         let doc_ref = doc_ref(doc, &value);
-        let generated_label = format!(
-            "/metadata/labels/{}",
-            crate::trust::GENERATED_LABEL.replace('/', "~1")
-        );
         if self.find_generated
             && value.get("kind").and_then(Value::as_str) == Some("ConfigMap")
-            && value.pointer(&generated_label).is_some()
+            && value
+                .pointer("/metadata/labels")
+                .and_then(|labels| labels.get(crate::trust::GENERATED_LABEL))
+                .is_some()
         {
             self.found
                 .generated

@@ -88,7 +88,7 @@ impl Source {
 }
 
 /// Reads everything from `reader`, refusing more than [`MAX_INPUT_BYTES`].
-pub fn read_limited(reader: impl Read, reserve: usize) -> Result<Vec<u8>, SourceError> {
+fn read_limited(reader: impl Read, reserve: usize) -> Result<Vec<u8>, SourceError> {
     let mut bytes = Vec::with_capacity(reserve);
     reader.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
