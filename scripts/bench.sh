@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "hyperfine not found: apt-get install hyperfine" >&2; exit 1; }
 scripts/install-test-tools.sh >/dev/null
 cargo build --release --quiet
-bin="$PWD/target/release/runner-patch"
+# .cargo/config.toml builds for the named host triple (static glibc on Linux).
+bin="$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/runner-patch"
 kubectl="$PWD/.tools/kubectl/kubectl"
 out="${BENCH_OUT:-$PWD/bench-out}"
 mkdir -p "$out"

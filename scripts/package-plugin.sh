@@ -10,7 +10,8 @@ stage="$(mktemp -d)/runner-patch"
 mkdir -p "$stage/bin" "$stage/scripts"
 cp plugin.yaml "$stage/"
 cp scripts/helm-plugin.sh "$stage/scripts/"
-cp target/release/runner-patch "$stage/bin/"
+# .cargo/config.toml builds for the named host triple (static glibc on Linux).
+cp "target/$(rustc -vV | sed -n 's/^host: //p')/release/runner-patch" "$stage/bin/"
 mkdir -p dist
 .tools/helm4/helm plugin package "$stage" -d dist --sign=false
 ls -l dist/

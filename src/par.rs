@@ -30,7 +30,9 @@ pub fn map<T: Sync, R: Send>(
     min_per_thread: usize,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let workers = threads().min(items.len() / min_per_thread.max(1)).max(1);
+    let most = items.len() / min_per_thread.max(1);
+    // Asking for the CPU count reads cgroup files (a dozen system calls): only when it matters.
+    let workers = if most < 2 { 1 } else { threads().min(most) };
     if workers == 1 {
         return items.iter().map(&f).collect();
     }

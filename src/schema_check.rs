@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::SpecProblem;
@@ -22,6 +23,10 @@ use crate::error::SpecProblem;
 pub trait Schema {
     fn root(&self) -> &Value;
     fn resolve(&self, reference: &str) -> Option<&Value>;
+    /// The `properties` that definition `name` set aside (see [`LazyDefs`]).
+    fn lazy_properties(&self, _name: &str) -> Option<&LazyProperties> {
+        None
+    }
 }
 
 /// A schema held whole: `$ref`s are JSON pointers into it.
@@ -42,12 +47,87 @@ impl Schema for Value {
 /// The embedded text is one line per part, `NAME<TAB>JSON`: the root (named `$root`, without
 /// `$defs`) first, then each definition. Minified JSON holds no raw newline or TAB, so finding a
 /// definition costs a line split instead of lexing the whole schema.
+///
+/// Within a definition, `properties` stays raw too until a key is looked up: the runner's
+/// `KubernetesConfig` lists 113 keys and a fragment sets one or two, and building a `Value` for
+/// each of them was most of the cost of checking a spec.
 pub struct LazyDefs {
     root: Value,
-    defs: BTreeMap<&'static str, (&'static str, OnceLock<Value>)>,
+    /// By name: the raw text, the parsed keywords, the set-aside `properties`.
+    defs: BTreeMap<&'static str, LazyDef>,
 }
 
+type LazyDef = (&'static str, OnceLock<Value>, OnceLock<LazyProperties>);
+
 const ROOT_NAME: &str = "$root";
+
+/// The key under which a parsed definition names itself when its `properties` were set aside
+/// (not a JSON Schema keyword; the walker asks [`Schema::lazy_properties`] for them).
+const LAZY_PROPERTIES: &str = "$lazyProperties";
+
+/// A definition's `properties`, in schema order, each subschema parsed on first lookup.
+pub struct LazyProperties {
+    entries: Vec<(&'static str, &'static RawValue, OnceLock<Value>)>,
+}
+
+impl LazyProperties {
+    fn get(&self, key: &str) -> Option<&Value> {
+        let (_, raw, parsed) = self.entries.iter().find(|(name, ..)| *name == key)?;
+        Some(parsed.get_or_init(|| {
+            serde_json::from_str(raw.get()).expect("embedded schema is JSON")
+        }))
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(name, ..)| *name)
+    }
+}
+
+/// A JSON object's entries in order, values left as raw JSON borrowed from the text.
+struct RawEntries<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawEntries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = RawEntries<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(RawEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+/// The `properties` of a schema node, however they are held.
+#[derive(Clone, Copy)]
+enum Properties<'s> {
+    Parsed(&'s Map<String, Value>),
+    Lazy(&'s LazyProperties),
+}
+
+impl<'s> Properties<'s> {
+    fn get(self, key: &str) -> Option<&'s Value> {
+        match self {
+            Properties::Parsed(map) => map.get(key),
+            Properties::Lazy(lazy) => lazy.get(key),
+        }
+    }
+
+    fn keys(self) -> Vec<&'s str> {
+        match self {
+            Properties::Parsed(map) => map.keys().map(String::as_str).collect(),
+            Properties::Lazy(lazy) => lazy.keys().collect(),
+        }
+    }
+}
 
 impl LazyDefs {
     /// Reads the line format written by [`LazyDefs::write`]. The text is embedded in the binary
@@ -60,10 +140,33 @@ impl LazyDefs {
             if name == ROOT_NAME {
                 root = serde_json::from_str(json).expect("embedded schema root is JSON");
             } else {
-                defs.insert(name, (json, OnceLock::new()));
+                defs.insert(name, (json, OnceLock::new(), OnceLock::new()));
             }
         }
         LazyDefs { root, defs }
+    }
+
+    /// Parses definition `name`: its keywords become a `Value`, except `properties`, which is
+    /// only split into raw subschemas (borrowed from the embedded text, nothing allocated per key).
+    fn parse_def(name: &'static str, json: &'static str, lazy: &OnceLock<LazyProperties>) -> Value {
+        let RawEntries(keywords) = serde_json::from_str(json).expect("embedded schema is JSON");
+        let mut node = Map::new();
+        for (keyword, raw) in keywords {
+            if keyword == "properties" {
+                let RawEntries(entries) =
+                    serde_json::from_str(raw.get()).expect("embedded schema is JSON");
+                let entries = entries
+                    .into_iter()
+                    .map(|(k, raw)| (k, raw, OnceLock::new()))
+                    .collect();
+                let _ = lazy.set(LazyProperties { entries });
+                node.insert(LAZY_PROPERTIES.into(), Value::String(name.into()));
+            } else {
+                let value = serde_json::from_str(raw.get()).expect("embedded schema is JSON");
+                node.insert(keyword.into(), value);
+            }
+        }
+        Value::Object(node)
     }
 
     /// Drops the `description` keywords of `schema` (documentation, which validation never reads)
@@ -120,8 +223,12 @@ impl Schema for LazyDefs {
         let Some(name) = reference.strip_prefix("#/$defs/") else {
             return self.root.resolve(reference);
         };
-        let (json, parsed) = self.defs.get(name)?;
-        Some(parsed.get_or_init(|| serde_json::from_str(json).expect("embedded schema is JSON")))
+        let (&name, (json, parsed, lazy)) = self.defs.get_key_value(name)?;
+        Some(parsed.get_or_init(|| Self::parse_def(name, json, lazy)))
+    }
+
+    fn lazy_properties(&self, name: &str) -> Option<&LazyProperties> {
+        self.defs.get(name)?.2.get()
     }
 }
 
@@ -366,7 +473,14 @@ impl<'s> Walker<'s> {
         path: &mut Vec<Segment>,
         out: &mut Vec<SpecProblem>,
     ) {
-        let properties = schema.get("properties").and_then(Value::as_object);
+        let properties = match schema.get("properties") {
+            Some(props) => props.as_object().map(Properties::Parsed),
+            None => schema
+                .get(LAZY_PROPERTIES)
+                .and_then(Value::as_str)
+                .and_then(|name| self.schema.lazy_properties(name))
+                .map(Properties::Lazy),
+        };
         let additional = schema.get("additionalProperties");
         if properties.is_none() && additional.is_none() {
             return;
@@ -402,10 +516,8 @@ impl<'s> Walker<'s> {
     }
 }
 
-fn unknown(path: &[Segment], key: &str, properties: Option<&Map<String, Value>>) -> SpecProblem {
-    let known = properties
-        .map(|p| p.keys().map(String::as_str).collect::<Vec<_>>())
-        .unwrap_or_default();
+fn unknown(path: &[Segment], key: &str, properties: Option<Properties<'_>>) -> SpecProblem {
+    let known = properties.map(Properties::keys).unwrap_or_default();
     let mut message = format!("unknown field `{key}`");
     if let Some(best) = closest(key, known.iter().copied()) {
         message.push_str(&format!(", did you mean `{best}`?"));

@@ -69,10 +69,13 @@ impl Source {
         // SAFETY: the mapping is read-only and lives as long as `Source`. If another process
         // truncates the file while we run, reads fault (SIGBUS) rather than return wrong bytes;
         // this is the trade every mmap-reading tool (ripgrep, git) makes for regular files.
+        // Populated: every page is read once anyway, and mapping them all in one system call
+        // spares a page-fault exception per 64 KiB (≈ 2 µs each on a VM).
         let map = unsafe {
             MmapOptions::new()
                 .offset(start)
                 .len(len as usize)
+                .populate()
                 .map(&file)?
         };
         Ok(Source::Mapped(map))
