@@ -12,9 +12,8 @@
 //! written that way.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::SpecProblem;
@@ -23,9 +22,13 @@ use crate::error::SpecProblem;
 pub trait Schema {
     fn root(&self) -> &Value;
     fn resolve(&self, reference: &str) -> Option<&Value>;
-    /// The `properties` that definition `name` set aside (see [`LazyDefs`]).
-    fn lazy_properties(&self, _name: &str) -> Option<&LazyProperties> {
+    /// The schema of property `key` that definition `def` set aside (see [`LazyDefs`]).
+    fn lazy_property(&self, _def: &str, _key: &str) -> Option<&Value> {
         None
+    }
+    /// The keys of the properties that definition `def` set aside, in schema order.
+    fn lazy_property_names(&self, _def: &str) -> Vec<&str> {
+        Vec::new()
     }
 }
 
@@ -44,87 +47,55 @@ impl Schema for Value {
 /// fragment touches two or three of them: parsing all of it into `Value`s was the largest fixed cost
 /// of a run (0.5 ms and 400 KB of heap), more than patching an umbrella stream.
 ///
-/// The embedded text is one line per part, `NAME<TAB>JSON`: the root (named `$root`, without
-/// `$defs`) first, then each definition. Minified JSON holds no raw newline or TAB, so finding a
-/// definition costs a line split instead of lexing the whole schema.
-///
-/// Within a definition, `properties` stays raw too until a key is looked up: the runner's
-/// `KubernetesConfig` lists 113 keys and a fragment sets one or two, and building a `Value` for
-/// each of them was most of the cost of checking a spec.
+/// The embedded text is one line per part. The root (named `$root`, without `$defs`) comes first,
+/// then each definition as `NAME<TAB>JSON`, its `properties` left out and marked by
+/// `"$lazyProperties":true`; each property follows its definition on a line of its own,
+/// `<TAB>KEY<TAB>JSON`. Minified JSON holds no raw newline or TAB, so a definition is found by one
+/// substring search and a property by a scan of its definition's lines: nothing is indexed up
+/// front, and only the definitions and properties a value reaches are parsed (the runner's
+/// `KubernetesConfig` lists 113 keys, and a fragment sets one or two).
 pub struct LazyDefs {
+    text: &'static str,
     root: Value,
-    /// By name: the raw text, the parsed keywords, the set-aside `properties`.
-    defs: BTreeMap<&'static str, LazyDef>,
+    /// What has been parsed. The values are leaked: the two schemas live in statics for the whole
+    /// run, and a `&'static` node can be handed to the walker while the cache keeps growing.
+    parsed: Mutex<Parsed>,
 }
 
-type LazyDef = (&'static str, OnceLock<Value>, OnceLock<LazyProperties>);
+#[derive(Default)]
+struct Parsed {
+    /// Definition name → its keywords and its property lines.
+    defs: BTreeMap<&'static str, (&'static Value, &'static str)>,
+    /// (definition, key) → the property's schema.
+    properties: BTreeMap<(&'static str, &'static str), &'static Value>,
+}
 
 const ROOT_NAME: &str = "$root";
 
-/// The key under which a parsed definition names itself when its `properties` were set aside
-/// (not a JSON Schema keyword; the walker asks [`Schema::lazy_properties`] for them).
+/// The keyword that stands for a definition's set-aside `properties` (not a JSON Schema keyword:
+/// in the text it is `true`; once parsed it holds the definition's name, and the walker asks
+/// [`Schema::lazy_property`] for the keys).
 const LAZY_PROPERTIES: &str = "$lazyProperties";
-
-/// A definition's `properties`, in schema order, each subschema parsed on first lookup.
-pub struct LazyProperties {
-    entries: Vec<(&'static str, &'static RawValue, OnceLock<Value>)>,
-}
-
-impl LazyProperties {
-    fn get(&self, key: &str) -> Option<&Value> {
-        let (_, raw, parsed) = self.entries.iter().find(|(name, ..)| *name == key)?;
-        Some(parsed.get_or_init(|| {
-            serde_json::from_str(raw.get()).expect("embedded schema is JSON")
-        }))
-    }
-
-    fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(name, ..)| *name)
-    }
-}
-
-/// A JSON object's entries in order, values left as raw JSON borrowed from the text.
-struct RawEntries<'a>(Vec<(&'a str, &'a RawValue)>);
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for RawEntries<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries;
-        impl<'de> serde::de::Visitor<'de> for Entries {
-            type Value = RawEntries<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(RawEntries(entries))
-            }
-        }
-        deserializer.deserialize_map(Entries)
-    }
-}
 
 /// The `properties` of a schema node, however they are held.
 #[derive(Clone, Copy)]
 enum Properties<'s> {
     Parsed(&'s Map<String, Value>),
-    Lazy(&'s LazyProperties),
+    Lazy(&'s dyn Schema, &'s str),
 }
 
 impl<'s> Properties<'s> {
     fn get(self, key: &str) -> Option<&'s Value> {
         match self {
             Properties::Parsed(map) => map.get(key),
-            Properties::Lazy(lazy) => lazy.get(key),
+            Properties::Lazy(schema, def) => schema.lazy_property(def, key),
         }
     }
 
     fn keys(self) -> Vec<&'s str> {
         match self {
             Properties::Parsed(map) => map.keys().map(String::as_str).collect(),
-            Properties::Lazy(lazy) => lazy.keys().collect(),
+            Properties::Lazy(schema, def) => schema.lazy_property_names(def),
         }
     }
 }
@@ -133,40 +104,48 @@ impl LazyDefs {
     /// Reads the line format written by [`LazyDefs::write`]. The text is embedded in the binary
     /// and kept current by a test, so a malformed part is a build defect, not a user error.
     pub fn new(text: &'static str) -> Self {
-        let mut root = Value::Null;
-        let mut defs = BTreeMap::new();
-        for line in text.lines() {
-            let (name, json) = line.split_once('\t').expect("schema line is NAME<TAB>JSON");
-            if name == ROOT_NAME {
-                root = serde_json::from_str(json).expect("embedded schema root is JSON");
-            } else {
-                defs.insert(name, (json, OnceLock::new(), OnceLock::new()));
-            }
+        let first = text.split('\n').next().unwrap_or_default();
+        let json = first
+            .strip_prefix(ROOT_NAME)
+            .and_then(|rest| rest.strip_prefix('\t'))
+            .expect("schema text starts with the $root line");
+        LazyDefs {
+            text,
+            root: serde_json::from_str(json).expect("embedded schema root is JSON"),
+            parsed: Mutex::default(),
         }
-        LazyDefs { root, defs }
     }
 
-    /// Parses definition `name`: its keywords become a `Value`, except `properties`, which is
-    /// only split into raw subschemas (borrowed from the embedded text, nothing allocated per key).
-    fn parse_def(name: &'static str, json: &'static str, lazy: &OnceLock<LazyProperties>) -> Value {
-        let RawEntries(keywords) = serde_json::from_str(json).expect("embedded schema is JSON");
-        let mut node = Map::new();
-        for (keyword, raw) in keywords {
-            if keyword == "properties" {
-                let RawEntries(entries) =
-                    serde_json::from_str(raw.get()).expect("embedded schema is JSON");
-                let entries = entries
-                    .into_iter()
-                    .map(|(k, raw)| (k, raw, OnceLock::new()))
-                    .collect();
-                let _ = lazy.set(LazyProperties { entries });
-                node.insert(LAZY_PROPERTIES.into(), Value::String(name.into()));
-            } else {
-                let value = serde_json::from_str(raw.get()).expect("embedded schema is JSON");
-                node.insert(keyword.into(), value);
-            }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Parsed> {
+        // Nothing panics while holding the lock but `expect`s on the embedded text.
+        self.parsed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Definition `name`: its parsed keywords and its property lines.
+    fn def(&self, name: &str) -> Option<(&'static Value, &'static str)> {
+        let mut parsed = self.lock();
+        if let Some(&found) = parsed.defs.get(name) {
+            return Some(found);
         }
-        Value::Object(node)
+        let text = self.text;
+        let at = memchr::memmem::find(text.as_bytes(), format!("\n{name}\t").as_bytes())? + 1;
+        let name: &'static str = &text[at..at + name.len()];
+        let bytes = text.as_bytes();
+        let line_end = memchr::memchr(b'\n', &bytes[at..]).map_or(text.len(), |i| at + i);
+        let json = &text[at + name.len() + 1..line_end];
+        // The property lines: every following line that starts with a TAB.
+        let block_end = memchr::memchr_iter(b'\n', &bytes[line_end..])
+            .map(|i| line_end + i)
+            .find(|&nl| bytes.get(nl + 1) != Some(&b'\t'))
+            .unwrap_or(text.len());
+        let properties = &text[(line_end + 1).min(block_end)..block_end];
+        let mut node: Value = serde_json::from_str(json).expect("embedded schema is JSON");
+        if let Some(marker) = node.get_mut(LAZY_PROPERTIES) {
+            *marker = Value::String(name.to_owned());
+        }
+        let entry = (&*Box::leak(Box::new(node)), properties);
+        parsed.defs.insert(name, entry);
+        Some(entry)
     }
 
     /// Drops the `description` keywords of `schema` (documentation, which validation never reads)
@@ -207,8 +186,20 @@ impl LazyDefs {
             .and_then(|d| d.as_object().cloned())
             .unwrap_or_default();
         let mut out = format!("{ROOT_NAME}\t{root}\n");
-        for (name, def) in defs {
+        for (name, mut def) in defs {
+            let properties = def.as_object_mut().and_then(|m| {
+                let props = m.shift_remove("properties")?;
+                m.insert(LAZY_PROPERTIES.into(), Value::Bool(true));
+                props.as_object().cloned()
+            });
             out.push_str(&format!("{name}\t{def}\n"));
+            for (key, schema) in properties.unwrap_or_default() {
+                assert!(
+                    !key.contains(['\t', '\n']),
+                    "property {key:?} of {name} cannot be written on one line"
+                );
+                out.push_str(&format!("\t{key}\t{schema}\n"));
+            }
         }
         out
     }
@@ -223,13 +214,41 @@ impl Schema for LazyDefs {
         let Some(name) = reference.strip_prefix("#/$defs/") else {
             return self.root.resolve(reference);
         };
-        let (&name, (json, parsed, lazy)) = self.defs.get_key_value(name)?;
-        Some(parsed.get_or_init(|| Self::parse_def(name, json, lazy)))
+        self.def(name).map(|(node, _)| node)
     }
 
-    fn lazy_properties(&self, name: &str) -> Option<&LazyProperties> {
-        self.defs.get(name)?.2.get()
+    fn lazy_property(&self, def: &str, key: &str) -> Option<&Value> {
+        let (_, lines) = self.def(def)?;
+        let mut parsed = self.lock();
+        if let Some(&found) = parsed.properties.get(&(def, key)) {
+            return Some(found);
+        }
+        let (&def, _) = parsed.defs.get_key_value(def)?;
+        let (key, json) = property_lines(lines).find(|&(k, _)| k == key)?;
+        let value: &'static Value = Box::leak(Box::new(
+            serde_json::from_str(json).expect("embedded schema is JSON"),
+        ));
+        parsed.properties.insert((def, key), value);
+        Some(value)
     }
+
+    fn lazy_property_names(&self, def: &str) -> Vec<&str> {
+        let Some((_, lines)) = self.def(def) else {
+            return Vec::new();
+        };
+        property_lines(lines).map(|(key, _)| key).collect()
+    }
+}
+
+/// The `(key, json)` of each `<TAB>KEY<TAB>JSON` line of a definition's property lines.
+fn property_lines(lines: &str) -> impl Iterator<Item = (&str, &str)> {
+    let starts =
+        std::iter::once(0).chain(memchr::memchr_iter(b'\n', lines.as_bytes()).map(|i| i + 1));
+    starts.filter_map(move |start| {
+        let line = &lines[start..];
+        let line = &line[..memchr::memchr(b'\n', line.as_bytes()).unwrap_or(line.len())];
+        line.strip_prefix('\t')?.split_once('\t')
+    })
 }
 
 /// Checks `value` against `schema` (whose `$defs`/`definitions` resolve local `$ref`s).
@@ -478,8 +497,7 @@ impl<'s> Walker<'s> {
             None => schema
                 .get(LAZY_PROPERTIES)
                 .and_then(Value::as_str)
-                .and_then(|name| self.schema.lazy_properties(name))
-                .map(Properties::Lazy),
+                .map(|def| Properties::Lazy(self.schema, def)),
         };
         let additional = schema.get("additionalProperties");
         if properties.is_none() && additional.is_none() {

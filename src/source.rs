@@ -61,7 +61,10 @@ impl Source {
         let start = file.stream_position()?;
         let len = meta.len().saturating_sub(start);
         if !meta.is_file() || len < MAP_THRESHOLD {
-            return read_limited(file, 0).map(Source::Read);
+            // Sized from the metadata (plus one byte to see the end), so a spec file is one read
+            // instead of a doubling series of them.
+            let reserve = if meta.is_file() { len as usize + 1 } else { 0 };
+            return read_limited(file, reserve).map(Source::Read);
         }
         if len > MAX_INPUT_BYTES {
             return Err(SourceError::TooLarge);
