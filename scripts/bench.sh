@@ -5,7 +5,7 @@
 # runner-patch vs `cat` on a generated ~100 MB stream with 50 runner releases among 20k documents
 # (also with one thread), and runner-patch on that mix at 1/4, 1/2 and full size (linearity).
 # Needs hyperfine (Debian package) and scripts/install-test-tools.sh. Usage: scripts/bench.sh [--no-large]
-# Env: ROUNDS (5), RUNS (100), LARGE_RUNS (10), PEER_RUNS (5), BENCH_OUT (bench-out/).
+# Env: ROUNDS (15), RUNS (30), LARGE_RUNS (5), PEER_RUNS (5), BENCH_OUT (bench-out/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "hyperfine not found: apt-get install hyperfine" >&2; exit 1; }
@@ -49,10 +49,11 @@ cat > "$wrapper/all.yaml" && exec "$kubectl" kustomize "$wrapper"
 SH
 chmod +x "$wrapper/run.sh"
 
-# This VM's speed drifts by 2x over minutes (shared host), so a ratio is only fair between runs
-# taken close together: each round runs cat and runner-patch back to back, and the summary is
-# the median over rounds of each round's medians.
-rounds="${ROUNDS:-5}"
+# This VM's speed drifts by up to 2x over seconds to minutes (shared host, steal time), so a
+# ratio is only fair between runs taken close together: many short rounds each run cat and
+# runner-patch back to back, and the summary is the median over rounds of each round's median,
+# with the median and the range of the per-round ratios.
+rounds="${ROUNDS:-15}"
 summarize() { # title, then pairs of JSON files per round: prints per-round and median figures
   python3 - "$@" <<'PY'
 import json, statistics, sys
@@ -67,6 +68,7 @@ print(f"### {title}: median of {len(base)} round medians (ms), ratio to {names[0
 for n in names:
     ratios = [a / b for a, b in zip(rows[n], base)]
     print(f"  {n:32} {statistics.median(rows[n]):9.2f} ms   x{statistics.median(ratios):6.2f}"
+          f"   (rounds x{min(ratios):.2f}-{max(ratios):.2f})"
           f"   rounds: {' '.join(f'{v:.2f}' for v in rows[n])}")
 PY
 }
@@ -76,10 +78,10 @@ echo "## Umbrella chart render ($(wc -c < "$umbrella") bytes)"
 files=()
 pipes=()
 for r in $(seq "$rounds"); do
-  hyperfine -N --style none --warmup 10 --runs "${RUNS:-100}" --export-json "$out/umbrella-$r.json" \
+  hyperfine -N --style none --warmup 10 --runs "${RUNS:-30}" --export-json "$out/umbrella-$r.json" \
     -n "cat (file)" "cat '$umbrella'" \
     -n "runner-patch (file)" "'$bin' -c '$spec' '$umbrella'" >/dev/null
-  hyperfine --style none --warmup 5 --runs "${RUNS:-100}" --export-json "$out/umbrella-pipe-$r.json" \
+  hyperfine --style none --warmup 5 --runs "${RUNS:-30}" --export-json "$out/umbrella-pipe-$r.json" \
     -n "cat (pipe)" "cat '$umbrella' | cat | cat > /dev/null" \
     -n "runner-patch (pipe)" "cat '$umbrella' | '$bin' -c '$spec' | cat > /dev/null" >/dev/null
   files+=("$out/umbrella-$r.json")
@@ -106,7 +108,7 @@ if [ "${1:-}" != "--no-large" ]; then
   echo "## Generated stream ($(wc -c < "$large") bytes, 50 releases among 20,000 documents)"
   files=()
   for r in $(seq "$rounds"); do
-    hyperfine -N --style none --warmup 1 --runs "${LARGE_RUNS:-10}" --export-json "$out/large-$r.json" \
+    hyperfine -N --style none --warmup 1 --runs "${LARGE_RUNS:-5}" --export-json "$out/large-$r.json" \
       -n cat "cat '$large'" \
       -n runner-patch "'$bin' -c '$spec' '$large'" \
       -n "runner-patch, 1 thread" "env RUNNER_PATCH_THREADS=1 '$bin' -c '$spec' '$large'" >/dev/null
