@@ -158,7 +158,7 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patch
 }
 
 /// Streams at least this large are read by several threads, each over a run of documents.
-const PARALLEL_SCAN_BYTES: usize = 8 << 20;
+pub const PARALLEL_SCAN_BYTES: usize = 8 << 20;
 
 /// Splits `input` into documents, checks each is UTF-8, asks `locator` which may be targets and
 /// parses those: one pass, each document handled while it is in cache. A large stream is cut into
