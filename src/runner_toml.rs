@@ -18,7 +18,7 @@ use crate::validate::normalize_ip;
 
 /// The runner's TOML keys and types (derived from gitlab-runner `common/config.go`, 19.4), without
 /// the descriptions: `schema/runner-template.toml-schema.json` minified and cut into one line per
-/// definition ([`schema_check::LazyDefs`]), which a unit test keeps in step. Parsing the full 80 KB
+/// definition and per property ([`schema_check::LazyDefs`]), which a unit test keeps in step. Parsing the full 80 KB
 /// file would cost more than patching an umbrella stream.
 const RUNNER_SCHEMA: &str = include_str!("../schema/runner-template.defs");
 

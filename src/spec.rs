@@ -320,9 +320,9 @@ pub fn json_schema() -> Value {
 /// The schema used for validation: [`json_schema`] without the Kubernetes type definitions
 /// (`spec.manager` items are checked against k8s-openapi's types directly, see
 /// [`manager_problems`]). It is generated into `schema/runner-patch.validation.defs` (no
-/// descriptions, one line per definition, see [`schema_check::LazyDefs`]) and embedded, because
-/// generating it with schemars on every run, or parsing the 100 KB full schema, costs more than
-/// patching a whole umbrella stream. A unit test keeps the file current.
+/// descriptions, one line per definition and per property, see [`schema_check::LazyDefs`]) and
+/// embedded, because generating it with schemars on every run, or parsing the 100 KB full schema,
+/// costs more than patching a whole umbrella stream. A unit test keeps the file current.
 const VALIDATION_SCHEMA: &str = include_str!("../schema/runner-patch.validation.defs");
 
 fn validation_schema() -> &'static schema_check::LazyDefs {
