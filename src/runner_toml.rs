@@ -18,8 +18,8 @@ use crate::validate::normalize_ip;
 
 /// The runner's TOML keys and types (derived from gitlab-runner `common/config.go`, 19.4), without
 /// the descriptions: `schema/runner-template.toml-schema.json` minified and cut into one line per
-/// definition and per property ([`schema_check::LazyDefs`]), which a unit test keeps in step. Parsing the full 80 KB
-/// file would cost more than patching an umbrella stream.
+/// definition and per property ([`schema_check::LazyDefs`]), which a unit test keeps in step.
+/// Parsing the full 80 KB file would cost more than patching an umbrella stream.
 const RUNNER_SCHEMA: &str = include_str!("../schema/runner-template.defs");
 
 /// Drops `description` keywords and formatting from the runner schema and writes it in the

@@ -628,6 +628,41 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn lazy_definitions_check_like_the_whole_schema() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"a": {"$ref": "#/$defs/A"}, "e": {"$ref": "#/$defs/Empty"}},
+            "$defs": {
+                "A": {"type": "object", "additionalProperties": false, "properties": {
+                    "name": {"type": "string"},
+                    "description": {"type": "integer"},
+                    "inner": {"$ref": "#/$defs/B"},
+                    "list": {"type": "array", "items": {"$ref": "#/$defs/B"}}
+                }},
+                "B": {"type": "object", "properties": {"mode": {"enum": ["x", "y"]}}},
+                "Empty": {"type": "object", "properties": {}}
+            }
+        });
+        let text: &'static str = Box::leak(LazyDefs::write(&schema).into_boxed_str());
+        let lazy = LazyDefs::new(text);
+        let values = [
+            json!({"a": {"name": "n", "description": 3, "inner": {"mode": "x"}}}),
+            json!({"a": {"nmae": "n", "description": "no", "inner": {"mode": "z", "other": 1}}}),
+            json!({"a": {"list": [{"mode": "y"}, {"mode": 1}, "no"]}, "e": {"k": 1}}),
+            json!({"a": "not an object"}),
+        ];
+        for value in values {
+            for strict in [false, true] {
+                assert_eq!(
+                    check_reporting_unknown(&value, &lazy, strict),
+                    check_reporting_unknown(&value, &schema, strict),
+                    "{value} strict={strict}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn suggests_hyphenated_key() {
         assert_eq!(
             closest("tls_ca_file", ["tls-ca-file", "url", "token"]),
