@@ -89,7 +89,7 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patch
     if stream.docs.iter().all(Doc::is_empty) {
         return Ok(passthrough());
     }
-    let found = locate_releases(&stream, candidates, locator)?;
+    let mut found = locate_releases(&stream, candidates, locator)?;
     if found.releases.is_empty() {
         if spec.allow_missing {
             return Ok(passthrough());
@@ -107,6 +107,18 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patch
         .map(|m| (m.volumes.as_slice(), m.volume_mounts.as_slice()))
         .unwrap_or_default();
 
+    // Each release owns its Deployment (one per release, by construction of the pairing), so
+    // that it is patched in place; ConfigMaps stay shared (read-only).
+    let work: Vec<(locate::Release, locate::Parsed)> = std::mem::take(&mut found.releases)
+        .into_iter()
+        .map(|r| {
+            let deployment = found
+                .parsed
+                .remove(&r.deployment)
+                .expect("each paired Deployment belongs to one release");
+            (r, deployment)
+        })
+        .collect();
     let context = release::Context {
         spec,
         docs: &stream.docs,
@@ -117,7 +129,9 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patch
         mounts,
     };
     // Releases are independent: patched side by side when a stream holds many.
-    let results = par::map(&found.releases, 4, |r| release::patch(&context, r));
+    let results = par::map(work, 4, |(r, deployment)| {
+        release::patch(&context, &r, deployment)
+    });
     let mut outcome = Patched::default();
     let mut rewritten: BTreeMap<usize, String> = BTreeMap::new();
     let mut appended: Vec<String> = Vec::new();
@@ -175,7 +189,7 @@ fn scan<'a>(
         1
     };
     let runs = stream::chunks(text, parts);
-    let scanned = par::map(&runs, 1, |run| {
+    let scanned = par::map(runs, 1, |run| {
         let mut split = stream::Documents::new(&text[run.clone()], bom.len() + run.start);
         let mut run = Run::default();
         for doc in split.by_ref() {

@@ -233,7 +233,11 @@ fn declared_kind(body: &str) -> Option<&str> {
     }
     let line_end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i);
     let mut value = body[at + "kind:".len()..line_end].trim();
-    if let Some(i) = value.find(" #") {
+    // A comment starts at a `#` after a blank (a byte search: this runs on every document).
+    if let Some(i) = memchr::memchr(b'#', value.as_bytes())
+        && i > 0
+        && matches!(value.as_bytes()[i - 1], b' ' | b'\t')
+    {
         value = value[..i].trim_end();
     }
     for quote in ['"', '\''] {

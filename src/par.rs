@@ -23,25 +23,33 @@ pub fn threads() -> usize {
         .min(8)
 }
 
-/// `items.iter().map(f).collect()`, spread over up to [`threads`] threads so that each gets at
-/// least `min_per_thread` items (contiguous runs, so results stay in input order).
-pub fn map<T: Sync, R: Send>(
-    items: &[T],
+/// `items.into_iter().map(f).collect()`, spread over up to [`threads`] threads so that each gets
+/// at least `min_per_thread` items (contiguous runs, so results stay in input order). Items are
+/// moved into the threads, so that work can own (and change) what it is given.
+pub fn map<T: Send, R: Send>(
+    items: Vec<T>,
     min_per_thread: usize,
-    f: impl Fn(&T) -> R + Sync,
+    f: impl Fn(T) -> R + Sync,
 ) -> Vec<R> {
     let most = items.len() / min_per_thread.max(1);
     // Asking for the CPU count reads cgroup files (a dozen system calls): only when it matters.
     let workers = if most < 2 { 1 } else { threads().min(most) };
     if workers == 1 {
-        return items.iter().map(&f).collect();
+        return items.into_iter().map(&f).collect();
     }
     let per = items.len().div_ceil(workers);
+    let mut runs = Vec::with_capacity(workers);
+    let mut rest = items;
+    while rest.len() > per {
+        let tail = rest.split_off(per);
+        runs.push(std::mem::replace(&mut rest, tail));
+    }
+    runs.push(rest);
     let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(per)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|run| scope.spawn(move || run.into_iter().map(f).collect::<Vec<R>>()))
             .collect();
         handles
             .into_iter()
@@ -56,9 +64,9 @@ mod tests {
     fn keeps_order_whatever_the_split() {
         let items: Vec<u32> = (0..1000).collect();
         for min in [1, 7, 500, 2000] {
-            let out = super::map(&items, min, |x| x * 2);
+            let out = super::map(items.clone(), min, |x| x * 2);
             assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>());
         }
-        assert!(super::map(&[] as &[u32], 1, |x| *x).is_empty());
+        assert!(super::map(Vec::<u32>::new(), 1, |x| x).is_empty());
     }
 }

@@ -37,13 +37,17 @@ pub struct FieldFailure {
     pub message: String,
 }
 
-/// Applies `patch` to `deployment`, whose runner container is `containers[container]`.
-/// Returns the patched document, or `None` when nothing changes.
+/// Applies `patch` to `deployment`, whose runner container is `containers[container]`, in place.
+/// Returns whether anything changed (on an error the document is left as it was).
+///
+/// In place because a Deployment is a few thousand nodes: copying it to patch the copy cost as
+/// much as the edit itself. Every operation is computed against what is there and only emitted when
+/// it changes something, so "any operation" means "changed" (debug builds check it).
 pub fn apply(
-    deployment: &Value,
+    deployment: &mut Value,
     container: usize,
     patch: &PodPatch<'_>,
-) -> Result<Option<Value>, FieldFailure> {
+) -> Result<bool, FieldFailure> {
     let mut ops = Vec::new();
     let pod = deployment
         .pointer("/spec/template/spec")
@@ -60,14 +64,21 @@ pub fn apply(
         checksum_ops(deployment, sum, &mut ops);
     }
     if ops.is_empty() {
-        return Ok(None);
+        return Ok(false);
     }
-    let mut out = deployment.clone();
-    json_patch::patch(&mut out, &ops).map_err(|e| FieldFailure {
+    #[cfg(debug_assertions)]
+    let before = deployment.clone();
+    // json-patch applies a patch atomically: a failed operation undoes the ones before it.
+    json_patch::patch(deployment, &ops).map_err(|e| FieldFailure {
         field: pointer_to_field(&e.path.to_string()),
         message: format!("cannot apply the patch: {}", e.kind),
     })?;
-    Ok((&out != deployment).then_some(out))
+    #[cfg(debug_assertions)]
+    assert!(
+        *deployment != before,
+        "operations that change nothing: {ops:?}"
+    );
+    Ok(true)
 }
 
 fn pod_ptr(tail: &[&str]) -> PointerBuf {
@@ -507,7 +518,8 @@ mod tests {
             checksum: Some("new".into()),
             certs: None,
         };
-        let out = apply(&deployment(), 0, &patch).unwrap().unwrap();
+        let mut out = deployment();
+        assert!(apply(&mut out, 0, &patch).unwrap());
         assert_eq!(
             out.pointer("/spec/template/spec/hostAliases/0/hostnames")
                 .unwrap(),
@@ -531,15 +543,18 @@ mod tests {
                 .unwrap(),
             "new"
         );
-        assert_eq!(apply(&out, 0, &patch).unwrap(), None);
+        let once = out.clone();
+        assert!(!apply(&mut out, 0, &patch).unwrap());
+        assert_eq!(out, once);
     }
 
     #[test]
     fn refuses_mount_path_clash() {
         let mounts: Vec<VolumeMount> =
             serde_json::from_value(json!([{"name": "x", "mountPath": "/configmaps/"}])).unwrap();
+        let mut doc = deployment();
         let err = apply(
-            &deployment(),
+            &mut doc,
             0,
             &PodPatch {
                 volume_mounts: &mounts,
@@ -550,6 +565,11 @@ mod tests {
         assert_eq!(
             err.field,
             "spec.template.spec.containers[0].volumeMounts[0]"
+        );
+        assert_eq!(
+            doc,
+            deployment(),
+            "a refused patch leaves the document as it was"
         );
     }
 }

@@ -38,8 +38,12 @@ pub(crate) struct Output {
     pub release: String,
 }
 
-/// Patches `release` (see the module documentation).
-pub(crate) fn patch(context: &Context<'_, '_>, release: &Release) -> Result<Output, Error> {
+/// Patches `release`, whose Deployment it is given to edit (see the module documentation).
+pub(crate) fn patch(
+    context: &Context<'_, '_>,
+    release: &Release,
+    deploy: Parsed,
+) -> Result<Output, Error> {
     let Context {
         spec,
         docs,
@@ -52,8 +56,7 @@ pub(crate) fn patch(context: &Context<'_, '_>, release: &Release) -> Result<Outp
     let mut out = Output::default();
     let cm = &found.parsed[&release.configmap];
     let cm_doc = &docs[release.configmap];
-    let deploy = &found.parsed[&release.deployment];
-    let plan = plan_certificates(spec, cm, deploy, release.container, &mut out.warnings);
+    let plan = plan_certificates(spec, cm, &deploy, release.container, &mut out.warnings);
     let mut release_toml = toml_patch.clone();
     release_toml
         .config_map_volumes
@@ -64,14 +67,16 @@ pub(crate) fn patch(context: &Context<'_, '_>, release: &Release) -> Result<Outp
     release_toml.tls_ca_file = plan.trust.tls_ca_file.clone();
     let new_cm = patch_configmap(cm, cm_doc, &release_toml, &mut out.warnings)?;
     // The pods roll when the runner TOML or any certificate they mount changes.
-    let checksum = (new_cm.is_some() || !plan.trust.generated.is_empty()).then(|| {
-        let final_cm = new_cm.as_ref().map_or(&cm.value, |c| &c.value);
-        checksum(final_cm, &plan.trust.generated)
-    });
+    let checksum = (new_cm.is_some() || !plan.trust.generated.is_empty())
+        .then(|| checksum(&cm.value, new_cm.as_ref(), &plan.trust.generated));
     if let Some(change) = &new_cm {
         let text = match render_in_place(cm_doc, change) {
             Some(text) => text,
-            None => render(cm_doc, &change.value, &cm.doc_ref)?,
+            None => {
+                let mut value = cm.value.clone();
+                value["data"][change.key] = Value::String(change.text.clone());
+                render(cm_doc, &value, &cm.doc_ref)?
+            }
         };
         out.rewritten.push((release.configmap, text));
         out.changes.push(format!(
@@ -87,18 +92,22 @@ pub(crate) fn patch(context: &Context<'_, '_>, release: &Release) -> Result<Outp
         checksum,
         certs: Some((plan.certs_dir, plan.trust.manager_sources.as_slice())),
     };
-    let new_deploy =
-        pod::apply(&deploy.value, release.container, &pod_patch).map_err(|f| Error::Field {
-            doc: Box::new(deploy.doc_ref.clone()),
+    let Parsed {
+        value: mut deploy_value,
+        doc_ref: deploy_ref,
+    } = deploy;
+    let changed =
+        pod::apply(&mut deploy_value, release.container, &pod_patch).map_err(|f| Error::Field {
+            doc: Box::new(deploy_ref.clone()),
             field: f.field,
             message: f.message,
         })?;
-    if let Some(value) = &new_deploy {
+    if changed {
         out.changes
-            .push(format!("updated {}: pod template", short(&deploy.doc_ref)));
+            .push(format!("updated {}: pod template", short(&deploy_ref)));
         out.rewritten.push((
             release.deployment,
-            render(&docs[release.deployment], value, &deploy.doc_ref)?,
+            render(&docs[release.deployment], &deploy_value, &deploy_ref)?,
         ));
     }
     // Generated ConfigMaps: updated where an earlier run put them, otherwise appended.
@@ -136,7 +145,7 @@ pub(crate) fn patch(context: &Context<'_, '_>, release: &Release) -> Result<Outp
             }
         }
     }
-    let r = &deploy.doc_ref;
+    let r = &deploy_ref;
     out.release = format!(
         "Deployment {}{}",
         r.namespace
@@ -289,22 +298,16 @@ fn patch_configmap(
             .into_iter()
             .map(|w| format!("{r} data[{key:?}] {w}")),
     );
-    Ok(applied.text.map(|new_text| {
-        let mut value = cm.value.clone();
-        value["data"][key] = Value::String(new_text.clone());
-        ConfigMapChange {
-            key,
-            text: new_text,
-            value,
-        }
+    Ok(applied.text.map(|new_text| ConfigMapChange {
+        key,
+        text: new_text,
     }))
 }
 
-/// A changed runner ConfigMap: which key, its new text, and the whole new value.
+/// A changed runner ConfigMap: which `data` key, and its new text.
 struct ConfigMapChange {
     key: &'static str,
     text: String,
-    value: Value,
 }
 
 /// Rewrites only the TOML scalar in the document's own text, so that the rest of the ConfigMap
@@ -330,9 +333,11 @@ fn block_scalar_line(doc: &Doc<'_>, key: &str) -> Option<usize> {
     })
 }
 
-/// A digest of the ConfigMap's data that does not depend on YAML formatting (Helm 3 text and
-/// Helm 4's re-serialized input give the same value), so repeated runs agree.
-fn checksum(configmap: &Value, generated: &[Value]) -> String {
+/// A digest of the ConfigMap's data (as `change` leaves it) that does not depend on YAML
+/// formatting (Helm 3 text and Helm 4's re-serialized input give the same value), so repeated
+/// runs agree.
+fn checksum(configmap: &Value, change: Option<&ConfigMapChange>, generated: &[Value]) -> String {
+    let changed = change.map(|c| (c.key, Value::String(c.text.clone())));
     let mut canonical: BTreeMap<String, BTreeMap<&str, &Value>> = BTreeMap::new();
     for field in ["data", "binaryData"] {
         if let Some(map) = configmap.get(field).and_then(Value::as_object) {
@@ -341,6 +346,12 @@ fn checksum(configmap: &Value, generated: &[Value]) -> String {
                 map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
             );
         }
+    }
+    if let Some((key, text)) = &changed {
+        canonical
+            .entry("data".to_owned())
+            .or_default()
+            .insert(key, text);
     }
     // Certificates the pods mount: a renewed certificate rolls them too.
     for g in generated {

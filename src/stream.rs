@@ -8,8 +8,6 @@
 //! Everything before the first marker is a document too (Helm 4 input has no leading `---`).
 //! A `...` end marker stays in the document it closes.
 
-use memchr::memchr_iter;
-
 /// A stream split into documents.
 #[derive(Debug)]
 pub struct Stream<'a> {
@@ -199,7 +197,7 @@ impl<'a> Iterator for Documents<'a> {
                 let valid = &raw[..e.valid_up_to()];
                 let error = NotUtf8 {
                     index: self.index,
-                    line: self.line + memchr_iter(b'\n', valid).count(),
+                    line: self.line + bytecount::count(valid, b'\n'),
                     offset: self.base + self.start + valid.len(),
                 };
                 self.start = bytes.len();
@@ -207,7 +205,8 @@ impl<'a> Iterator for Documents<'a> {
             }
         };
         let doc = carve(slice, self.index, self.line, self.base + self.start);
-        self.line += memchr_iter(b'\n', raw).count();
+        // bytecount sums SIMD compare results a vector at a time; memchr's count stops at each hit.
+        self.line += bytecount::count(raw, b'\n');
         self.start = end;
         Some(Ok(doc))
     }
@@ -243,8 +242,13 @@ fn is_doc_end(line: &str) -> bool {
 
 /// True for lines that carry no YAML node: blank, whitespace-only or a comment.
 fn is_trivia(line: &str) -> bool {
-    let t = line.trim_start_matches([' ', '\t']);
-    t.is_empty() || t.starts_with('#') || t == "\n" || t == "\r\n" || t == "\r"
+    // Byte tests: this runs on the first and last lines of every document of the stream.
+    let bytes = line.as_bytes();
+    let start = bytes
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(bytes.len());
+    matches!(&bytes[start..], [] | [b'#', ..] | b"\n" | b"\r\n" | b"\r")
 }
 
 /// Splits one document's text into head, body and tail. Only the leading and trailing trivia
