@@ -183,8 +183,10 @@ fn scan<'a>(
     locator: &locate::Locator<'_>,
 ) -> Result<(stream::Stream<'a>, Vec<(usize, Value)>), Error> {
     let (bom, text) = stream::strip_bom(input);
+    // Several runs per thread, taken in turn (see `par::map`), so that a thread slowed down by
+    // its vCPU does not hold the others up at the end.
     let parts = if text.len() >= PARALLEL_SCAN_BYTES {
-        par::threads()
+        par::threads() * 4
     } else {
         1
     };

@@ -8,6 +8,7 @@
 //! checks it by running with `RUNNER_PATCH_THREADS=1` and with several).
 
 use std::num::NonZeroUsize;
+use std::sync::{Mutex, PoisonError};
 
 /// Environment variable that sets the thread count (1 = never spawn a thread).
 pub const THREADS_ENV: &str = "RUNNER_PATCH_THREADS";
@@ -24,38 +25,47 @@ pub fn threads() -> usize {
 }
 
 /// `items.into_iter().map(f).collect()`, spread over up to [`threads`] threads so that each gets
-/// at least `min_per_thread` items (contiguous runs, so results stay in input order). Items are
-/// moved into the threads, so that work can own (and change) what it is given.
+/// at least `min_per_thread` items on average. Items are moved into the threads (work can own and
+/// change what it is given) and the results come back in input order.
+///
+/// Each thread takes the next item when it is done with one, rather than a fixed share: on a
+/// shared VM one vCPU often runs slower than the other for a while, and a fixed half would leave
+/// the faster one idle at the end.
 pub fn map<T: Send, R: Send>(
     items: Vec<T>,
     min_per_thread: usize,
     f: impl Fn(T) -> R + Sync,
 ) -> Vec<R> {
-    let most = items.len() / min_per_thread.max(1);
+    let count = items.len();
+    let most = count / min_per_thread.max(1);
     // Asking for the CPU count reads cgroup files (a dozen system calls): only when it matters.
     let workers = if most < 2 { 1 } else { threads().min(most) };
     if workers == 1 {
         return items.into_iter().map(&f).collect();
     }
-    let per = items.len().div_ceil(workers);
-    let mut runs = Vec::with_capacity(workers);
-    let mut rest = items;
-    while rest.len() > per {
-        let tail = rest.split_off(per);
-        runs.push(std::mem::replace(&mut rest, tail));
-    }
-    runs.push(rest);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = runs
-            .into_iter()
-            .map(|run| scope.spawn(move || run.into_iter().map(f).collect::<Vec<R>>()))
+    let queue = Mutex::new(items.into_iter().enumerate());
+    let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+    let (f, next) = (&f, &next);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    while let Some((i, item)) = next() {
+                        out.push((i, f(item)));
+                    }
+                    out
+                })
+            })
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
-    })
+    });
+    done.sort_unstable_by_key(|&(i, _)| i);
+    debug_assert_eq!(done.len(), count);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]
