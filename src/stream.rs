@@ -214,14 +214,7 @@ impl<'a> Iterator for Documents<'a> {
 
 /// Concatenates the stream back into text.
 pub fn join(stream: &Stream<'_>) -> String {
-    let mut out = String::with_capacity(
-        stream
-            .docs
-            .iter()
-            .map(|d| d.head.len() + d.body.len() + d.tail.len())
-            .sum::<usize>()
-            + 3,
-    );
+    let mut out = String::with_capacity(stream.docs.iter().map(Doc::text_len).sum::<usize>() + 3);
     out.push_str(stream.bom);
     for d in &stream.docs {
         out.push_str(d.head);
