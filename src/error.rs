@@ -147,8 +147,8 @@ pub enum Error {
     Fidelity { doc: Box<DocRef>, message: String },
 }
 
-impl From<crate::stream::NotUtf8> for Error {
-    fn from(e: crate::stream::NotUtf8) -> Self {
+impl From<crate::manifest::stream::NotUtf8> for Error {
+    fn from(e: crate::manifest::stream::NotUtf8) -> Self {
         Error::NotUtf8 {
             index: e.index,
             line: e.line,

@@ -9,7 +9,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::{DocRef, Error};
-use crate::{spec, stream, yaml};
+use crate::manifest::{stream, yaml};
+use crate::spec;
 
 /// True when the first document of `input` is a `kind: ResourceList` (KRM function input).
 pub fn is_resource_list(input: &[u8]) -> bool {

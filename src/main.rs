@@ -11,8 +11,10 @@ use clap::Parser;
 use kube::CustomResourceExt;
 use runner_patch::cli::{Cli, Command, PatchArgs};
 use runner_patch::error::{EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_WARNINGS};
-use runner_patch::source::Source;
-use runner_patch::{Error, RunnerPatch, certs, spec, yaml};
+use runner_patch::manifest::source::Source;
+use runner_patch::manifest::yaml;
+use runner_patch::spec::{self, certificate};
+use runner_patch::{Error, RunnerPatch};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(kustomize_legacy_args(std::env::args_os().collect()));
@@ -107,7 +109,7 @@ fn prepare_spec(args: &PatchArgs) -> Result<(runner_patch::RunnerPatchSpec, Vec<
     let mut spec = args.to_spec(file_spec).map_err(Failure::Lib)?;
     spec::resolve_certificate_files(&mut spec, &base, &origin, &read_certificate)
         .map_err(Failure::Lib)?;
-    let (problems, warnings) = spec::check_certificates(&spec, certs::now());
+    let (problems, warnings) = spec::check_certificates(&spec, certificate::now());
     if !problems.is_empty() {
         return Err(Failure::Lib(Error::Spec { origin, problems }));
     }
@@ -134,7 +136,7 @@ fn run_check(args: &PatchArgs) -> i32 {
     if !spec.certificates.is_empty() {
         out.push_str("certificates:\n");
     }
-    let now = certs::now();
+    let now = certificate::now();
     for cert in &spec.certificates {
         let source = match (&cert.file, &cert.config_map, &cert.secret) {
             (Some(f), _, _) => format!("file {f}"),
@@ -153,14 +155,14 @@ fn run_check(args: &PatchArgs) -> i32 {
             cert.host,
             cert.purpose.as_str()
         ));
-        if let Some(Ok(infos)) = cert.pem_text().map(certs::inspect) {
+        if let Some(Ok(infos)) = cert.pem_text().map(certificate::inspect) {
             for c in &infos {
                 out.push_str(&format!(
                     "      subject: {}\n      issuer: {}\n      SANs: {}\n      expires: {} ({} days)\n      sha256: {}\n",
                     c.subject,
                     c.issuer,
                     if c.sans.is_empty() { "-".to_owned() } else { c.sans.join(", ") },
-                    certs::date(c.not_after),
+                    certificate::date(c.not_after),
                     (c.not_after - now) / 86_400,
                     c.fingerprint
                 ));
@@ -170,7 +172,7 @@ fn run_check(args: &PatchArgs) -> i32 {
             spec::CertPurpose::Gitlab => format!(
                 "runner manager <config dir>/certs/{}.crt ({}/…); jobs get it as CI_SERVER_TLS_CA_FILE",
                 cert.hostname(),
-                runner_patch::trust::CERTS_DIR
+                runner_patch::release::trust::CERTS_DIR
             ),
             _ => format!(
                 "job pods {}",
@@ -232,7 +234,7 @@ fn run_krm() -> i32 {
 }
 
 fn run_krm_on(input: &str) -> i32 {
-    let (output, error) = runner_patch::krm::run(input, &read_certificate, certs::now());
+    let (output, error) = runner_patch::krm::run(input, &read_certificate, certificate::now());
     let code = write_stdout(output.as_bytes());
     match error {
         Some(e) => {

@@ -406,17 +406,17 @@ fn krm_function_resource_list_contract() {
         ann["config.kubernetes.io/index"] = Value::String(i.to_string());
         ann["internal.config.kubernetes.io/id"] = Value::String(format!("{}", i + 1));
     }
-    let config: Value = runner_patch::yaml::parse(
+    let config: Value = runner_patch::manifest::yaml::parse(
         &fs::read_to_string(repo().join("deploy/kustomize/legacy-plugin/runner-patch.yaml"))
             .unwrap(),
     )
     .unwrap();
     let list = serde_json::json!({"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": items, "functionConfig": config});
-    let input = runner_patch::yaml::emit(&list).unwrap();
+    let input = runner_patch::manifest::yaml::emit(&list).unwrap();
     for args in [vec!["krm"], vec![]] {
         let out = run_with_stdin(Command::new(BIN).args(&args), &input);
         let text = ok(out);
-        let result = runner_patch::yaml::parse(&text).unwrap();
+        let result = runner_patch::manifest::yaml::parse(&text).unwrap();
         assert_eq!(result["kind"], "ResourceList");
         let out_items = result["items"].as_array().unwrap();
         assert_eq!(out_items.len(), 6);
@@ -428,7 +428,7 @@ fn krm_function_resource_list_contract() {
         }
         let stream: String = out_items
             .iter()
-            .map(|i| format!("---\n{}", runner_patch::yaml::emit(i).unwrap()))
+            .map(|i| format!("---\n{}", runner_patch::manifest::yaml::emit(i).unwrap()))
             .collect();
         assert_patched(
             &stream,
@@ -441,10 +441,11 @@ fn krm_function_resource_list_contract() {
     bad["functionConfig"]["spec"]["pullPolicy"] = Value::String("sometimes".into());
     let out = run_with_stdin(
         Command::new(BIN).arg("krm"),
-        &runner_patch::yaml::emit(&bad).unwrap(),
+        &runner_patch::manifest::yaml::emit(&bad).unwrap(),
     );
     assert_eq!(out.status.code(), Some(2));
-    let result = runner_patch::yaml::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let result =
+        runner_patch::manifest::yaml::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
     assert_eq!(result["results"][0]["severity"], "error");
     assert!(
         result["results"][0]["message"]
@@ -471,7 +472,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// Emulates Argo CD's CMP server running `generate` from deploy/argocd/plugin.yaml: a fresh copy of
 /// the app with files 0644, cwd = app dir, argv without an implicit shell, the build environment.
 fn argocd_generate(helm: &Path, spec_text: Option<&str>) -> Output {
-    let cmp: Value = runner_patch::yaml::parse(
+    let cmp: Value = runner_patch::manifest::yaml::parse(
         &fs::read_to_string(repo().join("deploy/argocd/plugin.yaml")).unwrap(),
     )
     .unwrap();
@@ -610,9 +611,10 @@ fn helm4_plugin_from_a_packaged_release_archive() {
 
 #[test]
 fn plugin_version_matches_the_crate() {
-    let plugin: Value =
-        runner_patch::yaml::parse(&fs::read_to_string(repo().join("plugin.yaml")).unwrap())
-            .unwrap();
+    let plugin: Value = runner_patch::manifest::yaml::parse(
+        &fs::read_to_string(repo().join("plugin.yaml")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(plugin["version"], env!("CARGO_PKG_VERSION"));
     let out = ok(Command::new(BIN).arg("--version").output().unwrap());
     assert_eq!(

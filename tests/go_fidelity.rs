@@ -51,7 +51,7 @@ fn go_read(mode: &str, path: &Path) -> Vec<Value> {
 }
 
 fn ours(text: &str) -> Vec<(String, Value)> {
-    runner_patch::stream::split(text)
+    runner_patch::manifest::stream::split(text)
         .docs
         .iter()
         .filter(|d| !d.is_empty())
@@ -59,7 +59,8 @@ fn ours(text: &str) -> Vec<(String, Value)> {
             (
                 d.body.to_owned(),
                 // A document nobody can read (NUL bytes…) still counts, like Go's `__error__`.
-                runner_patch::yaml::parse(d.body).unwrap_or(Value::String("__unparsed__".into())),
+                runner_patch::manifest::yaml::parse(d.body)
+                    .unwrap_or(Value::String("__unparsed__".into())),
             )
         })
         .filter(|(_, v)| !v.is_null())
@@ -173,7 +174,7 @@ fn go_readers_read_tricky_strings_back_unchanged() {
     for (i, s) in data["strings"].as_array().unwrap().iter().enumerate() {
         let doc = json!({"value": s});
         text.push_str("---\n");
-        text.push_str(&runner_patch::yaml::emit(&doc).unwrap());
+        text.push_str(&runner_patch::manifest::yaml::emit(&doc).unwrap());
         expected.push(doc);
         all.insert(format!("k{i}"), s.clone());
     }
@@ -183,12 +184,12 @@ fn go_readers_read_tricky_strings_back_unchanged() {
     let cm =
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": all});
     text.push_str("---\n");
-    text.push_str(&runner_patch::yaml::emit(&cm).unwrap());
+    text.push_str(&runner_patch::manifest::yaml::emit(&cm).unwrap());
     expected.push(cm);
     // The in-place edit of a ConfigMap value, for every multi-line value it accepts.
     for (k, v) in data["multiline"].as_object().unwrap() {
         let body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inplace\ndata:\n  before: \"on\"\n  config.template.toml:   |\n    old\n  \n  after: |\n    kept\n";
-        if let Some(edited) = runner_patch::configmap::replace_data_value(
+        if let Some(edited) = runner_patch::manifest::edit::replace_data_value(
             body,
             "config.template.toml",
             v.as_str().unwrap(),

@@ -8,10 +8,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::TomlPosition;
-use crate::locate::{Found, Parsed, Release};
-use crate::runner_toml::TomlPatch;
-use crate::stream::Doc;
-use crate::{DocRef, Error, RunnerPatchSpec, configmap, pod, runner_toml, spec, trust, yaml};
+use crate::manifest::stream::Doc;
+use crate::manifest::{edit, yaml};
+use crate::release::locate::{Found, Parsed, Release};
+use crate::release::toml::TomlPatch;
+use crate::release::{pod, toml, trust};
+use crate::{DocRef, Error, RunnerPatchSpec, spec};
 
 /// What every release is patched with.
 #[derive(Clone, Copy)]
@@ -195,7 +197,7 @@ fn plan_certificates(
                 .or_else(|| d.get("config.toml"))
         })
         .and_then(Value::as_str);
-    let job_namespace = toml_text.and_then(runner_toml::job_namespace);
+    let job_namespace = toml_text.and_then(toml::job_namespace);
     let mut labels = serde_json::Map::new();
     for key in ["app", "release"] {
         if let Some(v) = deploy.value.pointer(&format!("/metadata/labels/{key}")) {
@@ -264,7 +266,7 @@ fn patch_configmap(
     let text_of = |key: &str| data.and_then(|d| d.get(key)).and_then(Value::as_str);
     let key = if data.is_some_and(|d| d.contains_key("config.template.toml")) {
         "config.template.toml"
-    } else if text_of("config.toml").is_some_and(runner_toml::has_runners) {
+    } else if text_of("config.toml").is_some_and(toml::has_runners) {
         // `runners.configOverride`: the whole config.toml, [[runners]] included.
         "config.toml"
     } else {
@@ -281,7 +283,7 @@ fn patch_configmap(
             message: "expected a string".into(),
         });
     };
-    let applied = runner_toml::apply(text, patch).map_err(|f| Error::Toml {
+    let applied = toml::apply(text, patch).map_err(|f| Error::Toml {
         doc: Box::new(cm.doc_ref.clone()),
         key: key.to_owned(),
         toml_path: f.path,
@@ -312,12 +314,12 @@ struct ConfigMapChange {
 
 /// Rewrites only the TOML scalar in the document's own text, so that the rest of the ConfigMap
 /// stays byte for byte. `None` (fall back to re-emitting) when the text cannot be edited in place;
-/// [`configmap::replace_data_value`] verifies what it wrote.
+/// [`edit::replace_data_value`] verifies what it wrote.
 fn render_in_place(doc: &Doc<'_>, change: &ConfigMapChange) -> Option<String> {
     if doc.uses_crlf() || doc.body.starts_with("---") {
         return None;
     }
-    let body = configmap::replace_data_value(doc.body, change.key, &change.text)?;
+    let body = edit::replace_data_value(doc.body, change.key, &change.text)?;
     Some([doc.head, body.as_str(), doc.tail].concat())
 }
 

@@ -277,7 +277,7 @@ pub fn spec(spec: &RunnerPatchSpec, root: &str) -> Vec<SpecProblem> {
     }
     // runnerToml is checked against the runner's schema when it is parsed (runner_toml::Fragment).
     if let Some(fragment) = &spec.runner_toml
-        && let Err(problem) = crate::runner_toml::Fragment::parse(fragment)
+        && let Err(problem) = crate::release::toml::Fragment::parse(fragment)
     {
         push(format!("{root}.runnerToml"), Err(problem));
     }

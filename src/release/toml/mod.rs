@@ -12,21 +12,21 @@ use std::sync::OnceLock;
 use serde_json::Value as Json;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
-use crate::schema_check;
 use crate::spec::ConfigMapVolume;
-use crate::validate::normalize_ip;
+use crate::spec::schema;
+use crate::spec::validate::normalize_ip;
 
 /// The runner's TOML keys and types (derived from gitlab-runner `common/config.go`, 19.4), without
 /// the descriptions: `schema/runner-template.toml-schema.json` minified and cut into one line per
-/// definition and per property ([`schema_check::LazyDefs`]), which a unit test keeps in step.
+/// definition and per property ([`schema::LazyDefs`]), which a unit test keeps in step.
 /// Parsing the full 80 KB file would cost more than patching an umbrella stream.
-const RUNNER_SCHEMA: &str = include_str!("../schema/runner-template.defs");
+const RUNNER_SCHEMA: &str = include_str!("../../../schema/runner-template.defs");
 
 /// Drops `description` keywords and formatting from the runner schema and writes it in the
-/// line format of [`schema_check::LazyDefs`] (see [`RUNNER_SCHEMA`]).
+/// line format of [`schema::LazyDefs`] (see [`RUNNER_SCHEMA`]).
 pub fn minify_runner_schema(full: &str) -> String {
     let value: Json = serde_json::from_str(full).expect("schema is JSON");
-    schema_check::LazyDefs::write_without_descriptions(&value)
+    schema::LazyDefs::write_without_descriptions(&value)
 }
 
 /// Volume kinds under `[runners.kubernetes.volumes]`; names must be unique across all of them.
@@ -101,7 +101,7 @@ impl Fragment {
         }
         let runner = runner.unwrap_or_default();
         let json = serde_json::json!({ "runners": [table_to_json(&runner)] });
-        let problems = schema_check::check(&json, runner_schema(), false);
+        let problems = schema::check(&json, runner_schema(), false);
         if !problems.is_empty() {
             let all: Vec<String> = problems
                 .iter()
@@ -230,9 +230,9 @@ pub fn has_runners(text: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn runner_schema() -> &'static schema_check::LazyDefs {
-    static SCHEMA: OnceLock<schema_check::LazyDefs> = OnceLock::new();
-    SCHEMA.get_or_init(|| schema_check::LazyDefs::new(RUNNER_SCHEMA))
+fn runner_schema() -> &'static schema::LazyDefs {
+    static SCHEMA: OnceLock<schema::LazyDefs> = OnceLock::new();
+    SCHEMA.get_or_init(|| schema::LazyDefs::new(RUNNER_SCHEMA))
 }
 
 /// Indentation of a table's header and of its keys, derived from what the user wrote.
@@ -914,7 +914,9 @@ mod tests {
 
     #[test]
     fn minified_runner_schema_is_current() {
-        let want = minify_runner_schema(include_str!("../schema/runner-template.toml-schema.json"));
+        let want = minify_runner_schema(include_str!(
+            "../../../schema/runner-template.toml-schema.json"
+        ));
         if std::env::var_os("RUNNER_PATCH_BLESS").is_some() {
             std::fs::write(
                 concat!(env!("CARGO_MANIFEST_DIR"), "/schema/runner-template.defs"),

@@ -10,7 +10,7 @@ use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 use serde_json::{Value, json};
 
-use crate::validate::normalize_ip;
+use crate::spec::validate::normalize_ip;
 
 /// The annotation the chart uses to roll the pods when the ConfigMap changes.
 pub const CHECKSUM_ANNOTATION: &str = "checksum/configmap";

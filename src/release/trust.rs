@@ -193,7 +193,7 @@ mod tests {
             "a-very-long-registry-name.internal.corp.example.com",
         );
         assert!(
-            long.len() <= 63 && crate::validate::dns_label(&long).is_ok(),
+            long.len() <= 63 && crate::spec::validate::dns_label(&long).is_ok(),
             "{long}"
         );
         assert_eq!(

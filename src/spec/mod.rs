@@ -5,6 +5,10 @@
 //! value, walked against the generated JSON schema (unknown fields, types), then checked for the
 //! rules Kubernetes and the runner would only enforce at job time (IPs, hostnames, volume names).
 
+pub mod certificate;
+pub mod schema;
+pub mod validate;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Volume, VolumeMount};
@@ -14,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, SpecProblem};
-use crate::{schema_check, validate, yaml, yaml_positions};
+use crate::manifest::{positions, yaml};
 
 /// API group/version of the spec; also the `apiVersion` of a kustomize `functionConfig`.
 pub const API_VERSION: &str = "runner-patch.dev/v1alpha1";
@@ -183,14 +187,14 @@ pub fn check_certificates(spec: &RunnerPatchSpec, now: i64) -> (Vec<SpecProblem>
     for (i, cert) in spec.certificates.iter().enumerate() {
         let path = format!("spec.certificates[{i}]");
         let Some(pem) = cert.pem_text() else { continue };
-        match crate::certs::inspect(pem) {
+        match certificate::inspect(pem) {
             Err(message) => errors.push(SpecProblem {
                 path,
                 position: None,
                 message,
             }),
             Ok(infos) => {
-                let (errs, warns) = crate::certs::assess(
+                let (errs, warns) = certificate::assess(
                     &infos,
                     cert.hostname(),
                     cert.purpose != CertPurpose::Ca,
@@ -320,14 +324,14 @@ pub fn json_schema() -> Value {
 /// The schema used for validation: [`json_schema`] without the Kubernetes type definitions
 /// (`spec.manager` items are checked against k8s-openapi's types directly, see
 /// [`manager_problems`]). It is generated into `schema/runner-patch.validation.defs` (no
-/// descriptions, one line per definition and per property, see [`schema_check::LazyDefs`]) and
+/// descriptions, one line per definition and per property, see [`schema::LazyDefs`]) and
 /// embedded, because generating it with schemars on every run, or parsing the 100 KB full schema,
 /// costs more than patching a whole umbrella stream. A unit test keeps the file current.
-const VALIDATION_SCHEMA: &str = include_str!("../schema/runner-patch.validation.defs");
+const VALIDATION_SCHEMA: &str = include_str!("../../schema/runner-patch.validation.defs");
 
-fn validation_schema() -> &'static schema_check::LazyDefs {
-    static SCHEMA: std::sync::OnceLock<schema_check::LazyDefs> = std::sync::OnceLock::new();
-    SCHEMA.get_or_init(|| schema_check::LazyDefs::new(VALIDATION_SCHEMA))
+fn validation_schema() -> &'static schema::LazyDefs {
+    static SCHEMA: std::sync::OnceLock<schema::LazyDefs> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| schema::LazyDefs::new(VALIDATION_SCHEMA))
 }
 
 /// Derives the validation schema from the full one: Kubernetes definitions dropped, manager
@@ -397,7 +401,7 @@ fn dropped_fields(original: &Value, back: &Value, path: &str, out: &mut Vec<Spec
                 let here = format!("{path}.{key}");
                 match b.get(key) {
                     None if !v.is_null() => {
-                        let known = schema_check::closest(key, b.keys().map(String::as_str));
+                        let known = schema::closest(key, b.keys().map(String::as_str));
                         let hint = known
                             .map(|k| format!(", did you mean `{k}`?"))
                             .unwrap_or_default();
@@ -456,9 +460,7 @@ pub fn load(text: &str, origin: &str) -> Result<RunnerPatchSpec, Error> {
     // Positions are only needed to report problems, so the text is walked again only then.
     let positions = std::sync::OnceLock::new();
     checked(&value, origin, &|p| {
-        positions
-            .get_or_init(|| yaml_positions::collect(text))
-            .find(p)
+        positions.get_or_init(|| positions::collect(text)).find(p)
     })
 }
 
@@ -505,7 +507,7 @@ fn checked(
     let mut unknown = Vec::new();
     if problems.is_empty() {
         let (found, unknown_keys) =
-            schema_check::check_reporting_unknown(value, validation_schema(), true);
+            schema::check_reporting_unknown(value, validation_schema(), true);
         problems.extend(found);
         problems.extend(manager_problems(value));
         unknown = unknown_keys;
@@ -562,9 +564,8 @@ mod tests {
 
     #[test]
     fn embedded_schema_is_current() {
-        let want = schema_check::LazyDefs::write_without_descriptions(&validation_schema_from(
-            &json_schema(),
-        ));
+        let want =
+            schema::LazyDefs::write_without_descriptions(&validation_schema_from(&json_schema()));
         if std::env::var_os("RUNNER_PATCH_BLESS").is_some() {
             std::fs::write(
                 concat!(
@@ -584,7 +585,7 @@ mod tests {
 
     #[test]
     fn loads_the_documented_example() {
-        let text = include_str!("../examples/runner-patch.yaml");
+        let text = include_str!("../../examples/runner-patch.yaml");
         let spec = load(text, "example").unwrap();
         assert_eq!(spec.host_aliases.len(), 1);
         assert!(spec.runner_toml.is_some());

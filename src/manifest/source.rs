@@ -79,7 +79,7 @@ impl Source {
         // a VM). A stream large enough to be read by several threads is not: there the faults
         // are taken by the reading threads side by side instead of by one before they start
         // (measured on 88 MB: ~5 % faster).
-        if len < crate::PARALLEL_SCAN_BYTES as u64 {
+        if len < crate::pipeline::PARALLEL_SCAN_BYTES as u64 {
             options.populate();
         }
         let map = unsafe { options.map(&file)? };

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde_saphyr::granit_parser::{Event, Parser};
 
-use crate::schema_check::{Segment, render_path};
+use crate::spec::schema::{Segment, render_path};
 
 /// Positions of every mapping key and sequence item, by rendered path.
 #[derive(Debug, Default)]

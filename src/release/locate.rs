@@ -19,9 +19,9 @@ use memchr::memmem;
 use serde_json::Value;
 
 use crate::error::{DocRef, Error};
+use crate::manifest::stream::Doc;
+use crate::manifest::yaml;
 use crate::spec::Selector;
-use crate::stream::Doc;
-use crate::yaml;
 
 /// Helm 4 records each document's template path in this annotation (and removes it afterwards).
 pub const FILENAME_ANNOTATION: &str = "postrenderer.helm.sh/postrender-filename";
@@ -90,7 +90,9 @@ impl<'s> Locator<'s> {
             find_generated,
             cm_marker: memmem::Finder::new(b"check-live"),
             deploy_marker: memmem::Finder::new(b"/configmaps/entrypoint"),
-            generated_marker: memmem::Finder::new(crate::trust::GENERATED_LABEL.as_bytes()),
+            generated_marker: memmem::Finder::new(
+                crate::release::trust::GENERATED_LABEL.as_bytes(),
+            ),
             found: Found::default(),
             configmaps: Vec::new(),
             deployments: Vec::new(),
@@ -122,7 +124,7 @@ impl<'s> Locator<'s> {
             && value.get("kind").and_then(Value::as_str) == Some("ConfigMap")
             && value
                 .pointer("/metadata/labels")
-                .and_then(|labels| labels.get(crate::trust::GENERATED_LABEL))
+                .and_then(|labels| labels.get(crate::release::trust::GENERATED_LABEL))
                 .is_some()
         {
             self.found
