@@ -132,7 +132,7 @@ impl PatchArgs {
             || !self.allowed_pull_policy.is_empty()
     }
 
-    /// Combines the spec file's content (if any) with the flags.
+    /// Combines the spec file's content (if any) with the flags (not yet checked as a whole).
     pub fn to_spec(&self, from_file: Option<RunnerPatchSpec>) -> Result<RunnerPatchSpec, Error> {
         let mut spec = from_file.unwrap_or_default();
         let mut problems = Vec::new();
@@ -174,7 +174,7 @@ impl PatchArgs {
                 problems,
             });
         }
-        crate::spec::check(&spec, "(spec and command line)")?;
+        // Checked with the rest when the spec is compiled (`spec::Draft::compile`).
         Ok(spec)
     }
 }

@@ -61,15 +61,21 @@ fn patch_items(
         return Err(spec_error("kind", "input is not a ResourceList".into()));
     }
     let config = list.get("functionConfig").cloned().unwrap_or(Value::Null);
-    let mut spec = spec::from_value(&config, "functionConfig")?;
-    spec::resolve_certificate_files(&mut spec, std::path::Path::new("."), "functionConfig", read)?;
-    let (problems, warnings) = spec::check_certificates(&spec, now);
+    let mut draft = spec::from_value(&config, "functionConfig")?;
+    spec::resolve_certificate_files(
+        &mut draft.spec,
+        std::path::Path::new("."),
+        "functionConfig",
+        read,
+    )?;
+    let (problems, warnings) = spec::check_certificates(&draft.spec, now);
     if !problems.is_empty() {
         return Err(Error::Spec {
             origin: "functionConfig".into(),
             problems,
         });
     }
+    let spec = draft.compile()?;
     if spec.warnings_as_errors && !warnings.is_empty() {
         return Err(spec_error("spec.warningsAsErrors", warnings.join("; ")));
     }

@@ -2,14 +2,16 @@
 //!
 //! The crate reads as its pipeline:
 //!
-//! - [`spec`] — the `RunnerPatch` spec: types, loading with positions, validation against the
-//!   runner's own key list, certificates.
+//! - [`spec`] — the `RunnerPatch` spec: types, loading with positions, compiling into the
+//!   [`CompiledPatch`] the pipeline consumes (checked against the runner's own key list and what
+//!   `register` does with a template), certificates.
 //! - [`manifest`] — the YAML layer, which knows nothing of runners: reading the input
 //!   ([`manifest::source`]), cutting it into documents ([`manifest::stream`]), positions, the
 //!   in-place scalar editor ([`manifest::edit`]) and the Go-safe emitter ([`manifest::yaml`]).
 //! - [`release`] — one gitlab-runner release: [`release::locate`] finds and pairs the
 //!   Deployment and its ConfigMap, [`release::toml`] edits `config.template.toml`,
-//!   [`release::pod`] edits the Deployment, [`release::trust`] wires certificates in.
+//!   [`release::pod`] edits the Deployment, [`release::trust`] wires certificates in,
+//!   [`release::register`] checks what `register --template-config` will make of the result.
 //! - [`pipeline`] — stream → locate → per-release patch → output ([`patch`], [`patch_pieces`]).
 //! - [`krm`] — the same pipeline behind a KRM ResourceList; [`cli`] — the command line.
 //!
@@ -28,4 +30,4 @@ pub mod spec;
 
 pub use error::{DocRef, Error};
 pub use pipeline::{Outcome, Patched, patch, patch_pieces};
-pub use spec::{RunnerPatch, RunnerPatchSpec};
+pub use spec::{CompiledPatch, RunnerPatch, RunnerPatchSpec};

@@ -91,28 +91,28 @@ fn filter(args: &PatchArgs, input: &[u8]) -> i32 {
 }
 
 /// The spec from `--config` and the flags, with certificate files read (relative to the spec
-/// file) and every certificate checked now. Returns the warnings found.
-fn prepare_spec(args: &PatchArgs) -> Result<(runner_patch::RunnerPatchSpec, Vec<String>), Failure> {
+/// file), every certificate checked now, and compiled. Returns the warnings found.
+fn prepare_spec(args: &PatchArgs) -> Result<(spec::CompiledPatch, Vec<String>), Failure> {
     let mut base = PathBuf::from(".");
-    let file_spec = match &args.config {
+    let mut draft = match &args.config {
         Some(path) => {
             let text = read_text(path).map_err(Failure::Io)?;
             base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            Some(spec::load(&text, &path.display().to_string()).map_err(Failure::Lib)?)
+            spec::load(&text, &path.display().to_string()).map_err(Failure::Lib)?
         }
-        None => None,
+        None => spec::Draft::new(Default::default(), "(command line)"),
     };
-    let origin = args
-        .config
-        .as_ref()
-        .map_or_else(|| "(command line)".to_owned(), |p| p.display().to_string());
-    let mut spec = args.to_spec(file_spec).map_err(Failure::Lib)?;
-    spec::resolve_certificate_files(&mut spec, &base, &origin, &read_certificate)
+    draft.spec = args
+        .to_spec(Some(std::mem::take(&mut draft.spec)))
         .map_err(Failure::Lib)?;
-    let (problems, warnings) = spec::check_certificates(&spec, certificate::now());
+    let origin = draft.origin.clone();
+    spec::resolve_certificate_files(&mut draft.spec, &base, &origin, &read_certificate)
+        .map_err(Failure::Lib)?;
+    let (problems, warnings) = spec::check_certificates(&draft.spec, certificate::now());
     if !problems.is_empty() {
         return Err(Failure::Lib(Error::Spec { origin, problems }));
     }
+    let spec = draft.compile().map_err(Failure::Lib)?;
     Ok((spec, warnings))
 }
 

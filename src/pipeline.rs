@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::error::{self, Error};
+use crate::error::Error;
 use crate::manifest::stream::{self, Doc};
 use crate::par;
-use crate::release::toml::{Fragment, TomlPatch};
+use crate::release::toml::TomlPatch;
 use crate::release::{self, locate};
-use crate::spec::{ApplyTo, RunnerPatchSpec, validate};
+use crate::spec::{CompiledPatch, PullPolicy};
 
 /// The result of a successful run.
 #[derive(Debug, Default)]
@@ -44,7 +44,7 @@ pub struct Patched<'a> {
 }
 
 /// Patches every selected gitlab-runner release in `input` according to `spec`.
-pub fn patch(input: &str, spec: &RunnerPatchSpec) -> Result<Outcome, Error> {
+pub fn patch(input: &str, spec: &CompiledPatch) -> Result<Outcome, Error> {
     let patched = patch_pieces(input.as_bytes(), spec)?;
     Ok(Outcome {
         output: String::from_utf8(patched.pieces.concat()).expect("the pieces of a str are UTF-8"),
@@ -55,11 +55,12 @@ pub fn patch(input: &str, spec: &RunnerPatchSpec) -> Result<Outcome, Error> {
 
 /// Like [`patch`], over bytes (checked to be UTF-8 document by document, so that a large stream
 /// is read once), returning the output as pieces (see [`Patched`]).
-pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patched<'a>, Error> {
+pub fn patch_pieces<'a>(input: &'a [u8], spec: &CompiledPatch) -> Result<Patched<'a>, Error> {
     let locator = locate::Locator::new(spec.selector.as_ref(), !spec.certificates.is_empty());
     let (stream, candidates) = scan(input, &locator)?;
     let passthrough = || Patched {
         pieces: vec![input.into()],
+        warnings: spec.warnings.clone(),
         ..Patched::default()
     };
     if stream.docs.iter().all(Doc::is_empty) {
@@ -75,13 +76,7 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patch
             selector: describe_selector(spec),
         });
     }
-    let toml_patch = toml_patch(spec)?;
-    let manager_aliases = aliases_for(spec, ApplyTo::Manager);
-    let (volumes, mounts) = spec
-        .manager
-        .as_ref()
-        .map(|m| (m.volumes.as_slice(), m.volume_mounts.as_slice()))
-        .unwrap_or_default();
+    let toml_patch = toml_patch(spec);
 
     // Each release owns its Deployment (one per release, by construction of the pairing), so
     // that it is patched in place; ConfigMaps stay shared (read-only).
@@ -100,15 +95,15 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patch
         docs: &stream.docs,
         found: &found,
         toml_patch: &toml_patch,
-        manager_aliases: &manager_aliases,
-        volumes,
-        mounts,
     };
     // Releases are independent: patched side by side when a stream holds many.
     let results = par::map(work, 4, |(r, deployment)| {
         release::patch(&context, &r, deployment)
     });
-    let mut outcome = Patched::default();
+    let mut outcome = Patched {
+        warnings: spec.warnings.clone(),
+        ..Patched::default()
+    };
     let mut rewritten: BTreeMap<usize, String> = BTreeMap::new();
     let mut appended: Vec<String> = Vec::new();
     for result in results {
@@ -235,72 +230,21 @@ fn locate_releases(
     locator.finish(stream.docs.len(), scanned)
 }
 
-/// Builds the TOML part of the patch from the spec.
-fn toml_patch(spec: &RunnerPatchSpec) -> Result<TomlPatch, Error> {
-    let spec_error = |path: &str, message: String| Error::Spec {
-        origin: "(spec)".into(),
-        problems: vec![error::SpecProblem {
-            path: path.into(),
-            position: None,
-            message,
-        }],
-    };
-    let policies = |list: Vec<String>, path: &str| -> Result<Vec<&'static str>, Error> {
-        list.iter()
-            .map(|p| {
-                validate::pull_policy(p)
-                    .ok_or_else(|| spec_error(path, format!("{p:?} is not a pull policy")))
-            })
-            .collect()
-    };
-    Ok(TomlPatch {
-        host_aliases: aliases_for(spec, ApplyTo::Jobs),
+/// The TOML part of the patch, common to every release (each adds its certificates' volumes).
+fn toml_patch(spec: &CompiledPatch) -> TomlPatch {
+    let spelled = |list: &Vec<PullPolicy>| list.iter().map(|p| p.as_str()).collect();
+    TomlPatch {
+        host_aliases: spec.job_host_aliases.clone(),
         config_map_volumes: spec.config_map_volumes.clone(),
         secret_volumes: Vec::new(),
         tls_ca_file: None,
-        pull_policy: spec
-            .pull_policy
-            .as_ref()
-            .map(|p| policies(p.to_vec(), "spec.pullPolicy"))
-            .transpose()?,
-        allowed_pull_policies: spec
-            .allowed_pull_policies
-            .as_ref()
-            .map(|p| policies(p.clone(), "spec.allowedPullPolicies"))
-            .transpose()?,
-        fragment: spec
-            .runner_toml
-            .as_deref()
-            .map(|t| Fragment::parse(t).map_err(|m| spec_error("spec.runnerToml", m)))
-            .transpose()?,
-    })
-}
-
-/// Host aliases for one target, entries for the same IP folded together in spec order.
-fn aliases_for(spec: &RunnerPatchSpec, target: ApplyTo) -> Vec<(String, Vec<String>)> {
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for alias in spec.host_aliases.iter().filter(|a| a.applies_to(target)) {
-        let ip = validate::normalize_ip(&alias.ip);
-        let pos = match out
-            .iter()
-            .position(|(i, _)| validate::normalize_ip(i) == ip)
-        {
-            Some(p) => p,
-            None => {
-                out.push((alias.ip.clone(), Vec::new()));
-                out.len() - 1
-            }
-        };
-        for h in &alias.hostnames {
-            if !out[pos].1.contains(h) {
-                out[pos].1.push(h.clone());
-            }
-        }
+        pull_policy: spec.pull_policy.as_ref().map(spelled),
+        allowed_pull_policies: spec.allowed_pull_policies.as_ref().map(spelled),
+        fragment: spec.fragment.clone(),
     }
-    out
 }
 
-fn describe_selector(spec: &RunnerPatchSpec) -> String {
+fn describe_selector(spec: &CompiledPatch) -> String {
     let Some(sel) = &spec.selector else {
         return String::new();
     };

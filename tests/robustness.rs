@@ -3,15 +3,17 @@
 //! runner documents, odd but valid documents and arbitrary text.
 
 use proptest::prelude::*;
-use runner_patch::RunnerPatchSpec;
+use runner_patch::spec::CompiledPatch;
 use runner_patch::manifest::stream;
 
 const BASE: &str = include_str!("../testdata/golden/helm3-runner-0.92.0-base/input.yaml");
 const HELM4: &str = include_str!("../testdata/golden/helm4-runner-0.92.0-base/input.yaml");
 const SPEC: &str = include_str!("../examples/runner-patch.yaml");
 
-fn spec() -> RunnerPatchSpec {
-    runner_patch::spec::load(SPEC, "example").unwrap()
+fn spec() -> CompiledPatch {
+    runner_patch::spec::load(SPEC, "example")
+        .and_then(runner_patch::spec::Draft::compile)
+        .unwrap()
 }
 
 /// Documents that must pass through untouched, some of them hostile.

@@ -9,7 +9,9 @@ const SPEC: &str = include_str!("../../examples/runner-patch.yaml");
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let spec = runner_patch::spec::load(SPEC, "spec").expect("example spec loads");
+    let spec = runner_patch::spec::load(SPEC, "spec")
+        .and_then(runner_patch::spec::Draft::compile)
+        .expect("example spec loads");
     for input in [text.to_owned(), format!("{BASE}{text}"), format!("{text}\n{BASE}")] {
         let Ok(first) = runner_patch::patch(&input, &spec) else { continue };
         let second = runner_patch::patch(&input, &spec).expect("second run failed where the first succeeded");

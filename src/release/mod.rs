@@ -2,6 +2,7 @@
 
 pub mod locate;
 mod patch;
+pub mod register;
 pub mod pod;
 pub mod toml;
 pub mod trust;

@@ -11,20 +11,18 @@ use crate::error::TomlPosition;
 use crate::manifest::stream::Doc;
 use crate::manifest::{edit, yaml};
 use crate::release::locate::{Found, Parsed, Release};
-use crate::release::toml::TomlPatch;
-use crate::release::{pod, toml, trust};
-use crate::{DocRef, Error, RunnerPatchSpec, spec};
+use crate::release::toml::{TomlFailure, TomlPatch};
+use crate::release::{pod, register, toml, trust};
+use crate::spec::{self, CompiledPatch};
+use crate::{DocRef, Error};
 
 /// What every release is patched with.
 #[derive(Clone, Copy)]
 pub(crate) struct Context<'c, 'a> {
-    pub spec: &'c RunnerPatchSpec,
+    pub spec: &'c CompiledPatch,
     pub docs: &'c [Doc<'a>],
     pub found: &'c Found,
     pub toml_patch: &'c TomlPatch,
-    pub manager_aliases: &'c [(String, Vec<String>)],
-    pub volumes: &'c [k8s_openapi::api::core::v1::Volume],
-    pub mounts: &'c [k8s_openapi::api::core::v1::VolumeMount],
 }
 
 /// What patching one release produced, merged by the caller in stream order.
@@ -51,14 +49,36 @@ pub(crate) fn patch(
         docs,
         found,
         toml_patch,
-        manager_aliases,
-        volumes,
-        mounts,
     } = *context;
     let mut out = Output::default();
     let cm = &found.parsed[&release.configmap];
     let cm_doc = &docs[release.configmap];
-    let plan = plan_certificates(spec, cm, &deploy, release.container, &mut out.warnings);
+    // The runner TOML is parsed once here; the checks and the edit share the document.
+    let source = toml_source(cm);
+    if let TomlSource::Found {
+        key: TEMPLATE_KEY,
+        doc: Ok(doc),
+        ..
+    } = &source
+    {
+        let executor = register::executor(&deploy.value, release.container);
+        out.warnings.extend(
+            register::template_warnings(doc, executor)
+                .into_iter()
+                .map(|w| format!("{} data[{TEMPLATE_KEY:?}] {w}", cm.doc_ref)),
+        );
+    }
+    let job_namespace = match &source {
+        TomlSource::Found { doc: Ok(doc), .. } => toml::job_namespace(doc),
+        _ => None,
+    };
+    let plan = plan_certificates(
+        &spec.certificates,
+        job_namespace.as_deref(),
+        &deploy,
+        release.container,
+        &mut out.warnings,
+    );
     let mut release_toml = toml_patch.clone();
     release_toml
         .config_map_volumes
@@ -67,7 +87,16 @@ pub(crate) fn patch(
         .secret_volumes
         .extend(plan.trust.job_secrets.iter().cloned());
     release_toml.tls_ca_file = plan.trust.tls_ca_file.clone();
-    let new_cm = patch_configmap(cm, cm_doc, &release_toml, &mut out.warnings)?;
+    let new_cm = patch_configmap(cm, cm_doc, &release_toml, source, &mut out.warnings)?;
+    // What register would do with env vars that shadow what was just written.
+    let env = register::check_env(
+        &deploy.value,
+        &deploy.doc_ref,
+        release.container,
+        &register::writes(&release_toml),
+        spec.env_conflicts,
+    )?;
+    out.warnings.extend(env.warnings);
     // The pods roll when the runner TOML or any certificate they mount changes.
     let checksum = (new_cm.is_some() || !plan.trust.generated.is_empty())
         .then(|| checksum(&cm.value, new_cm.as_ref(), &plan.trust.generated));
@@ -88,11 +117,12 @@ pub(crate) fn patch(
         ));
     }
     let pod_patch = pod::PodPatch {
-        host_aliases: manager_aliases.to_vec(),
-        volumes,
-        volume_mounts: mounts,
+        host_aliases: spec.manager_host_aliases.clone(),
+        volumes: &spec.manager_volumes,
+        volume_mounts: &spec.manager_volume_mounts,
         checksum,
         certs: Some((plan.certs_dir, plan.trust.manager_sources.as_slice())),
+        remove_env: env.remove,
     };
     let Parsed {
         value: mut deploy_value,
@@ -166,8 +196,8 @@ struct CertPlan {
 }
 
 fn plan_certificates(
-    spec: &RunnerPatchSpec,
-    cm: &Parsed,
+    certificates: &[spec::Certificate],
+    job_namespace: Option<&str>,
     deploy: &Parsed,
     container: usize,
     warnings: &mut Vec<String>,
@@ -184,20 +214,12 @@ fn plan_certificates(
     } else {
         trust::CERTS_DIR
     };
-    if spec.certificates.is_empty() {
+    if certificates.is_empty() {
         return CertPlan {
             trust: trust::Plan::default(),
             certs_dir,
         };
     }
-    let data = cm.value.get("data");
-    let toml_text = data
-        .and_then(|d| {
-            d.get("config.template.toml")
-                .or_else(|| d.get("config.toml"))
-        })
-        .and_then(Value::as_str);
-    let job_namespace = toml_text.and_then(toml::job_namespace);
     let mut labels = serde_json::Map::new();
     for key in ["app", "release"] {
         if let Some(v) = deploy.value.pointer(&format!("/metadata/labels/{key}")) {
@@ -207,11 +229,11 @@ fn plan_certificates(
     let info = trust::ReleaseInfo {
         fullname: &deploy.doc_ref.name,
         namespace: deploy.doc_ref.namespace.as_deref(),
-        job_namespace: job_namespace.as_deref(),
+        job_namespace,
         labels,
         certs_dir,
     };
-    let mut plan = trust::plan(&spec.certificates, &info);
+    let mut plan = trust::plan(certificates, &info);
     // The runner uses certs/<host>.crt for the URL's host only: say so when they differ.
     let url = c
         .and_then(|c| c.get("env"))
@@ -231,8 +253,7 @@ fn plan_certificates(
                 .unwrap_or_default()
                 .to_owned()
         });
-    for cert in spec
-        .certificates
+    for cert in certificates
         .iter()
         .filter(|c| c.purpose == spec::CertPurpose::Gitlab)
     {
@@ -252,47 +273,86 @@ fn plan_certificates(
     }
 }
 
+/// The key of the chart's template TOML.
+const TEMPLATE_KEY: &str = "config.template.toml";
+
+/// Where a ConfigMap holds the runner TOML, parsed.
+enum TomlSource<'v> {
+    /// `config.template.toml`, or `config.toml` with `[[runners]]` (`runners.configOverride`).
+    Found {
+        key: &'static str,
+        text: &'v str,
+        doc: Result<toml_edit::DocumentMut, TomlFailure>,
+    },
+    /// `config.template.toml` is there but not a string.
+    NotAString,
+    /// No runner TOML.
+    Missing,
+}
+
+fn toml_source(cm: &Parsed) -> TomlSource<'_> {
+    let data = cm.value.get("data").and_then(Value::as_object);
+    match data.and_then(|d| d.get(TEMPLATE_KEY)) {
+        Some(Value::String(text)) => TomlSource::Found {
+            key: TEMPLATE_KEY,
+            text,
+            doc: toml::parse(text),
+        },
+        Some(_) => TomlSource::NotAString,
+        None => match data.and_then(|d| d.get("config.toml")).and_then(Value::as_str) {
+            Some(text) => match toml::parse(text) {
+                Ok(doc) if toml::has_runners(&doc) => TomlSource::Found {
+                    key: "config.toml",
+                    text,
+                    doc: Ok(doc),
+                },
+                _ => TomlSource::Missing,
+            },
+            None => TomlSource::Missing,
+        },
+    }
+}
+
 /// Applies the TOML patch to the runner ConfigMap; `None` when it already holds everything.
 fn patch_configmap(
     cm: &Parsed,
     doc: &Doc<'_>,
     patch: &TomlPatch,
+    source: TomlSource<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<ConfigMapChange>, Error> {
     if patch.is_empty() {
         return Ok(None);
     }
-    let data = cm.value.get("data").and_then(Value::as_object);
-    let text_of = |key: &str| data.and_then(|d| d.get(key)).and_then(Value::as_str);
-    let key = if data.is_some_and(|d| d.contains_key("config.template.toml")) {
-        "config.template.toml"
-    } else if text_of("config.toml").is_some_and(toml::has_runners) {
-        // `runners.configOverride`: the whole config.toml, [[runners]] included.
-        "config.toml"
-    } else {
-        return Err(Error::Field {
-            doc: Box::new(cm.doc_ref.clone()),
-            field: "data".into(),
-            message: "has no runner TOML to patch: `config.template.toml` is absent (is the chart's `runners.config` empty?) and `config.toml` has no [[runners]]".into(),
-        });
+    let (key, text, parsed) = match source {
+        TomlSource::Found { key, text, doc } => (key, text, doc),
+        TomlSource::NotAString => {
+            return Err(Error::Field {
+                doc: Box::new(cm.doc_ref.clone()),
+                field: format!("data[{TEMPLATE_KEY:?}]"),
+                message: "expected a string".into(),
+            });
+        }
+        TomlSource::Missing => {
+            return Err(Error::Field {
+                doc: Box::new(cm.doc_ref.clone()),
+                field: "data".into(),
+                message: "has no runner TOML to patch: `config.template.toml` is absent (is the chart's `runners.config` empty?) and `config.toml` has no [[runners]]".into(),
+            });
+        }
     };
-    let Some(text) = text_of(key) else {
-        return Err(Error::Field {
+    let applied = parsed
+        .and_then(|parsed| toml::apply_parsed(text, parsed, patch))
+        .map_err(|f| Error::Toml {
             doc: Box::new(cm.doc_ref.clone()),
-            field: format!("data[{key:?}]"),
-            message: "expected a string".into(),
-        });
-    };
-    let applied = toml::apply(text, patch).map_err(|f| Error::Toml {
-        doc: Box::new(cm.doc_ref.clone()),
-        key: key.to_owned(),
-        toml_path: f.path,
-        position: f.line.map(|line| TomlPosition {
-            line,
-            stream_line: block_scalar_line(doc, key).map(|l| l + line),
-        }),
-        message: f.message,
-    })?;
+            key: key.to_owned(),
+            toml_path: f.path,
+            position: f.line.map(|line| TomlPosition {
+                line,
+                stream_line: block_scalar_line(doc, key).map(|l| l + line),
+            }),
+            message: f.message,
+        })?;
     let r = &cm.doc_ref;
     warnings.extend(
         applied

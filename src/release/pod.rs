@@ -6,7 +6,7 @@
 //! yields no operations at all (idempotence by construction).
 
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
+use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 use serde_json::{Value, json};
 
@@ -25,6 +25,9 @@ pub struct PodPatch<'a> {
     pub checksum: Option<String>,
     /// Certificates for the runner's certs directory: `(directory, projected-volume sources)`.
     pub certs: Option<(&'a str, &'a [Value])>,
+    /// Env vars to remove from the runner container, every entry of each name (they would
+    /// override what the patch writes to the runner TOML; see [`crate::release::register`]).
+    pub remove_env: Vec<String>,
 }
 
 /// Name of the projected volume runner-patch adds for the certs directory.
@@ -60,6 +63,7 @@ pub fn apply(
     {
         certs_ops(pod, container, dir, sources, &mut ops)?;
     }
+    remove_env_ops(pod, container, &patch.remove_env, &mut ops)?;
     if let Some(sum) = &patch.checksum {
         checksum_ops(deployment, sum, &mut ops);
     }
@@ -400,6 +404,36 @@ fn certs_ops(
     Ok(())
 }
 
+/// Removes the runner container's env entries named in `names`, last first so that the indexes
+/// of the operations stay valid while they apply.
+fn remove_env_ops(
+    pod: &Value,
+    container: usize,
+    names: &[String],
+    ops: &mut Vec<PatchOperation>,
+) -> Result<(), FieldFailure> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let c = pod
+        .pointer(&format!("/containers/{container}"))
+        .unwrap_or(&Value::Null);
+    let env = list(c, "env").map_err(|mut e| {
+        e.field = format!("spec.template.spec.containers[{container}].env");
+        e
+    })?;
+    let container_key = container.to_string();
+    for (i, entry) in env.iter().enumerate().rev() {
+        let name = entry.get("name").and_then(Value::as_str);
+        if name.is_some_and(|n| names.iter().any(|x| x == n)) {
+            ops.push(PatchOperation::Remove(RemoveOperation {
+                path: pod_ptr(&["containers", &container_key, "env", &i.to_string()]),
+            }));
+        }
+    }
+    Ok(())
+}
+
 /// Adds `items` at the end of the list `key` of `parent` (creating it when absent).
 fn append(
     parent: &Value,
@@ -517,6 +551,7 @@ mod tests {
             volume_mounts: &mounts,
             checksum: Some("new".into()),
             certs: None,
+            remove_env: Vec::new(),
         };
         let mut out = deployment();
         assert!(apply(&mut out, 0, &patch).unwrap());
@@ -546,6 +581,26 @@ mod tests {
         let once = out.clone();
         assert!(!apply(&mut out, 0, &patch).unwrap());
         assert_eq!(out, once);
+    }
+
+    #[test]
+    fn removes_every_entry_of_the_named_env_vars() {
+        let mut doc = deployment();
+        doc["spec"]["template"]["spec"]["containers"][0]["env"] = json!([
+            {"name": "KUBERNETES_PULL_POLICY", "value": "always"},
+            {"name": "CI_SERVER_URL", "value": "https://gitlab.example.com"},
+            {"name": "KUBERNETES_PULL_POLICY", "value": "never"}
+        ]);
+        let patch = PodPatch {
+            remove_env: vec!["KUBERNETES_PULL_POLICY".into()],
+            ..Default::default()
+        };
+        assert!(apply(&mut doc, 0, &patch).unwrap());
+        assert_eq!(
+            doc.pointer("/spec/template/spec/containers/0/env").unwrap(),
+            &json!([{"name": "CI_SERVER_URL", "value": "https://gitlab.example.com"}])
+        );
+        assert!(!apply(&mut doc, 0, &patch).unwrap());
     }
 
     #[test]

@@ -1,13 +1,22 @@
 //! The `RunnerPatch` spec: what users declare, typed with kube-derive so that its CRD and JSON
 //! schema can be printed for editors and kustomize, strictly checked, and merged with CLI flags.
 //!
-//! Loading reports every problem at once with its line and column: the file is read into a JSON
-//! value, walked against the generated JSON schema (unknown fields, types), then checked for the
-//! rules Kubernetes and the runner would only enforce at job time (IPs, hostnames, volume names).
+//! A spec goes through two steps. [`load`] (or [`from_value`]) reads it into a [`Draft`]: the
+//! file is read into a JSON value and walked against the generated JSON schema (unknown fields,
+//! types). Command-line flags are then merged into the draft, certificate files read, and
+//! [`Draft::compile`] checks the rules Kubernetes and the runner would only enforce at job time
+//! (IPs, hostnames, volume names, pull policies, the `runnerToml` keys) and returns the
+//! [`CompiledPatch`] the pipeline consumes. Every problem is reported at once, with its line and
+//! column in the spec file.
 
 pub mod certificate;
+pub mod compile;
+pub mod fragment;
+pub mod runner;
 pub mod schema;
 pub mod validate;
+
+pub use compile::{CompiledPatch, PullPolicy};
 
 use std::collections::BTreeMap;
 
@@ -68,6 +77,30 @@ pub struct RunnerPatchSpec {
     /// Treat warnings (certificate expiry or SAN mismatch, pull-policy traps) as errors.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub warnings_as_errors: bool,
+    /// What to do when an env var on the runner container (`KUBERNETES_PULL_POLICY`,
+    /// `KUBERNETES_PRIVILEGED`, `CI_SERVER_TLS_CA_FILE`, `KUBERNETES_NAMESPACE` …) would override
+    /// a value runner-patch writes to the runner TOML (`register --template-config` prefers env
+    /// values): `refuse` (default: fail, naming both values) or `replace` (remove the env var from
+    /// the Deployment so that the patched TOML applies).
+    #[serde(default, skip_serializing_if = "EnvConflicts::is_refuse")]
+    pub env_conflicts: EnvConflicts,
+}
+
+/// What to do about an env var that overrides a value runner-patch writes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum EnvConflicts {
+    /// Fail (exit 3), naming the env var, the TOML key and both values.
+    #[default]
+    Refuse,
+    /// Remove the env var from the runner container so that the patched TOML applies.
+    Replace,
+}
+
+impl EnvConflicts {
+    fn is_refuse(&self) -> bool {
+        *self == EnvConflicts::Refuse
+    }
 }
 
 /// One certificate (or CA bundle) and what it is for. Exactly one of `file`, `pem`, `configMap`,
@@ -443,52 +476,99 @@ struct RunnerPatchDocument {
     args_from_file: Option<String>,
 }
 
-/// Reads and fully validates a spec file's text. `origin` names the file in messages.
-pub fn load(text: &str, origin: &str) -> Result<RunnerPatchSpec, Error> {
-    let fail = |problems: Vec<SpecProblem>| Error::Spec {
-        origin: origin.to_owned(),
-        problems,
-    };
+/// A spec read and shape-checked (schema: unknown fields, types), to be completed (flags,
+/// certificate files) and then compiled. It keeps the file's text so that problems found when
+/// compiling still point at their line.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    pub spec: RunnerPatchSpec,
+    /// Names the spec in messages (the file, `functionConfig`, `(command line)`).
+    pub origin: String,
+    text: Option<String>,
+}
+
+impl Draft {
+    /// A draft that did not come from a file (flags only, tests).
+    pub fn new(spec: RunnerPatchSpec, origin: &str) -> Draft {
+        Draft {
+            spec,
+            origin: origin.to_owned(),
+            text: None,
+        }
+    }
+
+    /// Checks every rule and compiles the spec; problems are listed in file order.
+    pub fn compile(self) -> Result<CompiledPatch, Error> {
+        let Draft { spec, origin, text } = self;
+        compile::compile(spec, "spec").map_err(|problems| {
+            let positions = text.as_deref().map(positions::collect);
+            spec_error(&origin, problems, &|p| {
+                positions.as_ref().and_then(|all| all.find(p))
+            })
+        })
+    }
+}
+
+/// Reads a spec file's text and checks its shape; `origin` names the file in messages.
+pub fn load(text: &str, origin: &str) -> Result<Draft, Error> {
     let value: Value = yaml::parse_as(text).map_err(|e| {
         let (message, position) = yaml::describe_error(&e);
-        fail(vec![SpecProblem {
-            path: String::new(),
-            position,
-            message,
-        }])
+        Error::Spec {
+            origin: origin.to_owned(),
+            problems: vec![SpecProblem {
+                path: String::new(),
+                position,
+                message,
+            }],
+        }
     })?;
     // Positions are only needed to report problems, so the text is walked again only then.
     let positions = std::sync::OnceLock::new();
-    checked(&value, origin, &|p| {
+    let spec = checked(&value, origin, &|p| {
         positions.get_or_init(|| positions::collect(text)).find(p)
+    })?;
+    Ok(Draft {
+        spec,
+        origin: origin.to_owned(),
+        text: Some(text.to_owned()),
     })
 }
 
-/// Validates a spec given as a JSON value (a kustomize `functionConfig`); no positions.
-pub fn from_value(value: &Value, origin: &str) -> Result<RunnerPatchSpec, Error> {
-    checked(value, origin, &|_| None)
+/// Reads a spec given as a JSON value (a kustomize `functionConfig`) and checks its shape; no
+/// positions.
+pub fn from_value(value: &Value, origin: &str) -> Result<Draft, Error> {
+    let spec = checked(value, origin, &|_| None)?;
+    Ok(Draft::new(spec, origin))
 }
 
+/// The spec error for `problems`, positioned and in file order.
+fn spec_error(
+    origin: &str,
+    problems: Vec<SpecProblem>,
+    position: &dyn Fn(&str) -> Option<(usize, usize)>,
+) -> Error {
+    let mut problems: Vec<SpecProblem> = problems
+        .into_iter()
+        .map(|mut p| {
+            p.position = position(&p.path);
+            p
+        })
+        .collect();
+    // In file order, so the list reads top to bottom like the spec.
+    problems.sort_by_key(|p| p.position.unwrap_or((usize::MAX, usize::MAX)));
+    Error::Spec {
+        origin: origin.to_owned(),
+        problems,
+    }
+}
+
+/// The typed spec when its shape is right. When it is not, the semantic problems of what remains
+/// are reported together with the shape ones (compiling the rest is cheap and only happens then).
 fn checked(
     value: &Value,
     origin: &str,
     position: &dyn Fn(&str) -> Option<(usize, usize)>,
 ) -> Result<RunnerPatchSpec, Error> {
-    let fail = |problems: Vec<SpecProblem>| {
-        let mut problems: Vec<SpecProblem> = problems
-            .into_iter()
-            .map(|mut p| {
-                p.position = position(&p.path);
-                p
-            })
-            .collect();
-        // In file order, so the list reads top to bottom like the spec.
-        problems.sort_by_key(|p| p.position.unwrap_or((usize::MAX, usize::MAX)));
-        Error::Spec {
-            origin: origin.to_owned(),
-            problems,
-        }
-    };
     let mut problems = Vec::new();
     if value.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION) {
         problems.push(SpecProblem {
@@ -512,27 +592,32 @@ fn checked(
         problems.extend(manager_problems(value));
         unknown = unknown_keys;
     }
-    // Report semantic problems together with schema ones: validate what remains once the unknown
-    // fields are set aside (when the rest has the right types).
+    if problems.is_empty() {
+        return match serde_json::from_value::<RunnerPatchDocument>(value.clone()) {
+            Ok(doc) => Ok(doc.spec),
+            Err(e) => Err(spec_error(
+                origin,
+                vec![SpecProblem {
+                    path: "spec".into(),
+                    position: None,
+                    message: e.to_string(),
+                }],
+                position,
+            )),
+        };
+    }
+    // Validate what remains once the unknown fields are set aside (when the rest has the right
+    // types), so that one run lists every problem.
     let mut cleaned = value.clone();
     for pointer in unknown.iter().rev() {
         remove_pointer(&mut cleaned, pointer);
     }
-    match serde_json::from_value::<RunnerPatchDocument>(cleaned) {
-        Ok(doc) => {
-            problems.extend(validate::spec(&doc.spec, "spec"));
-            if problems.is_empty() {
-                return Ok(doc.spec);
-            }
-        }
-        Err(e) if problems.is_empty() => problems.push(SpecProblem {
-            path: "spec".into(),
-            position: None,
-            message: e.to_string(),
-        }),
-        Err(_) => {}
+    if let Ok(doc) = serde_json::from_value::<RunnerPatchDocument>(cleaned)
+        && let Err(more) = compile::compile(doc.spec, "spec")
+    {
+        problems.extend(more);
     }
-    Err(fail(problems))
+    Err(spec_error(origin, problems, position))
 }
 
 fn remove_pointer(value: &mut Value, pointer: &str) {
@@ -542,19 +627,6 @@ fn remove_pointer(value: &mut Value, pointer: &str) {
     let key = key.replace("~1", "/").replace("~0", "~");
     if let Some(Value::Object(map)) = value.pointer_mut(parent) {
         map.remove(&key);
-    }
-}
-
-/// Validates a spec assembled from flags (and maybe a file), reporting problems without positions.
-pub fn check(spec: &RunnerPatchSpec, origin: &str) -> Result<(), Error> {
-    let problems = validate::spec(spec, "spec");
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Spec {
-            origin: origin.to_owned(),
-            problems,
-        })
     }
 }
 
@@ -586,9 +658,9 @@ mod tests {
     #[test]
     fn loads_the_documented_example() {
         let text = include_str!("../../examples/runner-patch.yaml");
-        let spec = load(text, "example").unwrap();
-        assert_eq!(spec.host_aliases.len(), 1);
-        assert!(spec.runner_toml.is_some());
+        let compiled = load(text, "example").unwrap().compile().unwrap();
+        assert_eq!(compiled.job_host_aliases.len(), 1);
+        assert!(compiled.fragment.is_some());
     }
 
     #[test]

@@ -3,27 +3,14 @@
 //! A bad host alias or volume name in `config.template.toml` loads fine and then fails every job
 //! at pod creation; runner-patch refuses it before anything is deployed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::error::SpecProblem;
 use crate::spec::{ApplyTo, CertPurpose, RunnerPatchSpec};
 
-/// The runner's pull policies, in its own spelling.
-pub const PULL_POLICIES: [&str; 3] = ["always", "if-not-present", "never"];
-
 /// Volume names the Kubernetes executor uses for itself.
 const RESERVED_VOLUME_NAMES: [&str; 2] = ["scripts", "logs"];
-
-/// Maps a pull policy to the runner's spelling; `IfNotPresent` would load and then fail every job.
-pub fn pull_policy(value: &str) -> Option<&'static str> {
-    match value {
-        "always" | "Always" => Some("always"),
-        "if-not-present" | "IfNotPresent" => Some("if-not-present"),
-        "never" | "Never" => Some("never"),
-        _ => None,
-    }
-}
 
 /// `Err` explains why `ip` is not an IPv4/IPv6 address.
 pub fn ip(value: &str) -> Result<(), String> {
@@ -137,7 +124,8 @@ pub fn mount_path(value: &str) -> Result<(), String> {
     }
 }
 
-/// All semantic problems of a spec; `root` prefixes the paths (`spec`).
+/// The semantic problems of a spec that compiling it does not find by parsing (see
+/// [`crate::spec::compile`]); `root` prefixes the paths (`spec`).
 pub fn spec(spec: &RunnerPatchSpec, root: &str) -> Vec<SpecProblem> {
     let mut out = Vec::new();
     let mut push = |path: String, r: Result<(), String>| {
@@ -184,53 +172,6 @@ pub fn spec(spec: &RunnerPatchSpec, root: &str) -> Vec<SpecProblem> {
             }
         }
     }
-    // Pull policies: known values; the configured ones must be allowed.
-    let policies = spec
-        .pull_policy
-        .as_ref()
-        .map(|p| p.to_vec())
-        .unwrap_or_default();
-    for (i, p) in policies.iter().enumerate() {
-        let path = match spec.pull_policy {
-            Some(crate::spec::OneOrMany::One(_)) => format!("{root}.pullPolicy"),
-            _ => format!("{root}.pullPolicy[{i}]"),
-        };
-        push(
-            path,
-            pull_policy(p).map(|_| ()).ok_or_else(|| bad_policy(p)),
-        );
-    }
-    if let Some(allowed) = &spec.allowed_pull_policies {
-        for (i, p) in allowed.iter().enumerate() {
-            push(
-                format!("{root}.allowedPullPolicies[{i}]"),
-                pull_policy(p).map(|_| ()).ok_or_else(|| bad_policy(p)),
-            );
-        }
-        let allowed: BTreeSet<_> = allowed.iter().filter_map(|p| pull_policy(p)).collect();
-        for p in policies.iter().filter_map(|p| pull_policy(p)) {
-            if !allowed.contains(p) {
-                push(
-                    format!("{root}.allowedPullPolicies"),
-                    Err(format!(
-                        "must include the configured pull policy {p:?}, or every job without its own pull_policy fails"
-                    )),
-                );
-            }
-        }
-        if allowed.is_empty() {
-            push(
-                format!("{root}.allowedPullPolicies"),
-                Err("must not be empty".into()),
-            );
-        }
-    }
-    if matches!(&spec.pull_policy, Some(crate::spec::OneOrMany::Many(v)) if v.is_empty()) {
-        push(
-            format!("{root}.pullPolicy"),
-            Err("must not be empty".into()),
-        );
-    }
     // Job-pod ConfigMap volumes.
     let mut names = BTreeMap::new();
     let mut paths = BTreeMap::new();
@@ -275,12 +216,7 @@ pub fn spec(spec: &RunnerPatchSpec, root: &str) -> Vec<SpecProblem> {
             push(item, relative_path(path));
         }
     }
-    // runnerToml is checked against the runner's schema when it is parsed (runner_toml::Fragment).
-    if let Some(fragment) = &spec.runner_toml
-        && let Err(problem) = crate::release::toml::Fragment::parse(fragment)
-    {
-        push(format!("{root}.runnerToml"), Err(problem));
-    }
+    // Pull policies and runnerToml are parsed, not just checked: see `compile`.
     // Certificates: one source each, names Kubernetes accepts, no duplicates.
     let mut seen = BTreeMap::new();
     for (i, c) in spec.certificates.iter().enumerate() {
@@ -383,10 +319,6 @@ pub fn spec(spec: &RunnerPatchSpec, root: &str) -> Vec<SpecProblem> {
     out
 }
 
-fn bad_policy(p: &str) -> String {
-    format!("{p:?} is not a pull policy; use always, if-not-present or never")
-}
-
 /// Canonical text of an IP so that `::1` and `0:0::1` compare equal; other text is kept.
 pub fn normalize_ip(value: &str) -> String {
     value
@@ -416,11 +348,9 @@ mod tests {
     }
 
     #[test]
-    fn ips_and_policies() {
+    fn ips() {
         assert!(ip("172.25.25.32").is_ok());
         assert!(ip("fd00::1").is_ok());
         assert!(ip("172.25.25.300").is_err());
-        assert_eq!(pull_policy("IfNotPresent"), Some("if-not-present"));
-        assert_eq!(pull_policy("ifnotpresent"), None);
     }
 }

@@ -7,27 +7,14 @@
 //! indented like their neighbours. This module knows nothing about YAML.
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value as Json;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
 use crate::spec::ConfigMapVolume;
-use crate::spec::schema;
+pub use crate::spec::fragment::Fragment;
 use crate::spec::validate::normalize_ip;
-
-/// The runner's TOML keys and types (derived from gitlab-runner `common/config.go`, 19.4), without
-/// the descriptions: `schema/runner-template.toml-schema.json` minified and cut into one line per
-/// definition and per property ([`schema::LazyDefs`]), which a unit test keeps in step.
-/// Parsing the full 80 KB file would cost more than patching an umbrella stream.
-const RUNNER_SCHEMA: &str = include_str!("../../../schema/runner-template.defs");
-
-/// Drops `description` keywords and formatting from the runner schema and writes it in the
-/// line format of [`schema::LazyDefs`] (see [`RUNNER_SCHEMA`]).
-pub fn minify_runner_schema(full: &str) -> String {
-    let value: Json = serde_json::from_str(full).expect("schema is JSON");
-    schema::LazyDefs::write_without_descriptions(&value)
-}
 
 /// Volume kinds under `[runners.kubernetes.volumes]`; names must be unique across all of them.
 const VOLUME_KINDS: [&str; 7] = [
@@ -69,56 +56,6 @@ impl TomlPatch {
     }
 }
 
-/// A TOML fragment to merge into every `[[runners]]` entry, checked against the runner's keys.
-#[derive(Debug, Clone)]
-pub struct Fragment {
-    runner: Table,
-}
-
-impl Fragment {
-    /// Parses `text` (`[runners.kubernetes]` … or one `[[runners]]`), rejecting keys the runner
-    /// would silently drop, with the closest known key.
-    pub fn parse(text: &str) -> Result<Fragment, String> {
-        let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            match line {
-                Some(l) => format!("line {l}: {}", e.message()),
-                None => e.message().to_owned(),
-            }
-        })?;
-        let mut runner = None;
-        for (key, item) in doc.iter() {
-            if key != "runners" {
-                return Err(format!(
-                    "unknown top-level key `{key}`: the fragment is merged into each [[runners]] entry, so write it under [runners] (global settings belong in the chart's values)"
-                ));
-            }
-            runner = match item {
-                Item::Table(t) => Some(t.clone()),
-                Item::ArrayOfTables(a) if a.len() == 1 => a.get(0).cloned(),
-                _ => return Err("`runners` must be a table ([runners.kubernetes] …) or a single [[runners]] entry".into()),
-            };
-        }
-        let runner = runner.unwrap_or_default();
-        let json = serde_json::json!({ "runners": [table_to_json(&runner)] });
-        let problems = schema::check(&json, runner_schema(), false);
-        if !problems.is_empty() {
-            let all: Vec<String> = problems
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}: {}",
-                        p.path.replacen("runners[0]", "runners", 1),
-                        p.message
-                    )
-                })
-                .collect();
-            return Err(all.join("; "));
-        }
-        Ok(Fragment { runner })
-    }
-}
-
 /// Why the TOML could not be patched, with the TOML line when known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TomlFailure {
@@ -137,15 +74,36 @@ pub struct Applied {
     pub warnings: Vec<String>,
 }
 
+/// How many runner TOML texts have been parsed in this process (once per ConfigMap: the checks
+/// and the edit share the document; a test holds the pipeline to that).
+static PARSES: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of [`parse`] calls so far in this process.
+pub fn parse_count() -> usize {
+    PARSES.load(Ordering::Relaxed)
+}
+
+/// Parses a runner TOML text.
+pub fn parse(text: &str) -> Result<DocumentMut, TomlFailure> {
+    PARSES.fetch_add(1, Ordering::Relaxed);
+    text.parse().map_err(|e: toml_edit::TomlError| TomlFailure {
+        line: e.span().map(|s| line_of(text, s.start)),
+        path: None,
+        message: format!("invalid TOML: {}", e.message().trim_end()),
+    })
+}
+
 /// Applies `patch` to every `[[runners]]` entry of `text`.
 pub fn apply(text: &str, patch: &TomlPatch) -> Result<Applied, TomlFailure> {
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| TomlFailure {
-            line: e.span().map(|s| line_of(text, s.start)),
-            path: None,
-            message: format!("invalid TOML: {}", e.message().trim_end()),
-        })?;
+    apply_parsed(text, parse(text)?, patch)
+}
+
+/// Like [`apply`], on `doc`, the result of [`parse`]`(text)`.
+pub fn apply_parsed(
+    text: &str,
+    mut doc: DocumentMut,
+    patch: &TomlPatch,
+) -> Result<Applied, TomlFailure> {
     let mut warnings = Vec::new();
     let fail = |path: String, message: String| TomlFailure {
         line: None,
@@ -166,7 +124,7 @@ pub fn apply(text: &str, patch: &TomlPatch) -> Result<Applied, TomlFailure> {
         let base = format!("runners[{i}]");
         let indent = Indent::of(runner, &Indent::root());
         if let Some(fragment) = &patch.fragment {
-            merge_table(runner, &fragment.runner, &indent, &base)?;
+            merge_table(runner, fragment.runner(), &indent, &base)?;
         }
         if let Some(path) = &patch.tls_ca_file {
             set_value(runner, "tls-ca-file", path.as_str().into(), &indent);
@@ -212,8 +170,7 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// The job namespace of the first `[[runners]]` (`[runners.kubernetes] namespace`), if set.
-pub fn job_namespace(text: &str) -> Option<String> {
-    let doc: DocumentMut = text.parse().ok()?;
+pub fn job_namespace(doc: &DocumentMut) -> Option<String> {
     let runners = doc.get("runners")?.as_array_of_tables()?;
     let ns = runners
         .get(0)?
@@ -223,16 +180,9 @@ pub fn job_namespace(text: &str) -> Option<String> {
     Some(ns.to_owned())
 }
 
-/// Reads the first `[[runners]]` table-count of a TOML text (for locating the target key).
-pub fn has_runners(text: &str) -> bool {
-    text.parse::<DocumentMut>()
-        .map(|d| matches!(d.get("runners"), Some(Item::ArrayOfTables(a)) if !a.is_empty()))
-        .unwrap_or(false)
-}
-
-fn runner_schema() -> &'static schema::LazyDefs {
-    static SCHEMA: OnceLock<schema::LazyDefs> = OnceLock::new();
-    SCHEMA.get_or_init(|| schema::LazyDefs::new(RUNNER_SCHEMA))
+/// True when the TOML has at least one `[[runners]]` entry.
+pub fn has_runners(doc: &DocumentMut) -> bool {
+    matches!(doc.get("runners"), Some(Item::ArrayOfTables(a)) if !a.is_empty())
 }
 
 /// Indentation of a table's header and of its keys, derived from what the user wrote.
@@ -910,34 +860,6 @@ mod tests {
         );
         assert!(!out.ends_with('\n'), "{out:?}");
         assert!(out.contains("pull_policy = [\"if-not-present\"]"));
-    }
-
-    #[test]
-    fn minified_runner_schema_is_current() {
-        let want = minify_runner_schema(include_str!(
-            "../../../schema/runner-template.toml-schema.json"
-        ));
-        if std::env::var_os("RUNNER_PATCH_BLESS").is_some() {
-            std::fs::write(
-                concat!(env!("CARGO_MANIFEST_DIR"), "/schema/runner-template.defs"),
-                &want,
-            )
-            .unwrap();
-            return;
-        }
-        assert!(
-            RUNNER_SCHEMA == want,
-            "schema/runner-template.defs is stale: RUNNER_PATCH_BLESS=1 cargo test --lib"
-        );
-    }
-
-    #[test]
-    fn fragment_rejects_unknown_keys_with_suggestion() {
-        let err = Fragment::parse("[runners]\ntls_ca_file = \"/x\"\n").unwrap_err();
-        assert!(err.contains("tls-ca-file"), "{err}");
-        let err = Fragment::parse("[runners.kubernetes]\nprivilegd = true\n").unwrap_err();
-        assert!(err.contains("privileged"), "{err}");
-        assert!(Fragment::parse("concurrent = 3\n").is_err());
     }
 
     #[test]

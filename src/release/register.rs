@@ -1,0 +1,456 @@
+//! What `gitlab-runner register --template-config` will do with the patched TOML, checked before
+//! anything is deployed (runner-config.md §3):
+//!
+//! - an env var on the runner container that `register` reads for a key the patch writes
+//!   (`KUBERNETES_PULL_POLICY`, `KUBERNETES_PRIVILEGED`, `CI_SERVER_TLS_CA_FILE`,
+//!   `KUBERNETES_NAMESPACE` …) beats the template: the run is refused, naming both values, or
+//!   with `spec.envConflicts: replace` the env var is removed so that the patched TOML applies;
+//! - `envFrom` may set such env vars too, which cannot be checked offline: a warning;
+//! - sections and keys `register` throws away (`[runners.docker]` with the kubernetes executor,
+//!   `url`, `token` …) in the chart's TOML: a warning each (the spec's own `runnerToml` is
+//!   checked when the spec is compiled).
+
+use serde_json::Value as Json;
+use toml_edit::{DocumentMut, Item};
+
+use crate::error::{DocRef, Error};
+use crate::release::toml::TomlPatch;
+use crate::spec::EnvConflicts;
+use crate::spec::runner::{self, EnvBinding, EnvKind};
+
+/// A value the patch writes into every `[[runners]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// Dotted path under `[[runners]]`, in the spelling the patch uses.
+    pub key: String,
+    pub value: Json,
+}
+
+/// Every value `patch` writes that an env var could override.
+pub fn writes(patch: &TomlPatch) -> Vec<Write> {
+    let mut out = Vec::new();
+    let list = |l: &[&str]| Json::from(l.iter().map(|s| Json::from(*s)).collect::<Vec<_>>());
+    if let Some(p) = &patch.pull_policy {
+        out.push(Write {
+            key: "kubernetes.pull_policy".into(),
+            value: list(p),
+        });
+    }
+    if let Some(p) = &patch.allowed_pull_policies {
+        out.push(Write {
+            key: "kubernetes.allowed_pull_policies".into(),
+            value: list(p),
+        });
+    }
+    if let Some(path) = &patch.tls_ca_file {
+        out.push(Write {
+            key: "tls-ca-file".into(),
+            value: Json::from(path.as_str()),
+        });
+    }
+    if let Some(fragment) = &patch.fragment {
+        out.extend(
+            fragment
+                .values()
+                .into_iter()
+                .map(|(key, value)| Write { key, value }),
+        );
+    }
+    out
+}
+
+/// What the Deployment's env asks of the patch: env vars to remove (`envConflicts: replace`) and
+/// warnings.
+#[derive(Debug, Default, PartialEq)]
+pub struct EnvPlan {
+    /// Names of env vars to remove from the runner container, in container order.
+    pub remove: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Checks the runner container (`containers[container]` of `deployment`) for env vars that
+/// `register` would prefer over the values in `writes`.
+pub fn check_env(
+    deployment: &Json,
+    doc: &DocRef,
+    container: usize,
+    writes: &[Write],
+    mode: EnvConflicts,
+) -> Result<EnvPlan, Error> {
+    let mut plan = EnvPlan::default();
+    if writes.is_empty() {
+        return Ok(plan);
+    }
+    let c = deployment
+        .pointer(&format!("/spec/template/spec/containers/{container}"))
+        .unwrap_or(&Json::Null);
+    let env_path = format!("spec.template.spec.containers[{container}].env");
+    let env: &[Json] = c
+        .get("env")
+        .and_then(Json::as_array)
+        .map_or(&[], Vec::as_slice);
+    let mut conflicts: Vec<(usize, String)> = Vec::new();
+    let mut bound: Vec<&'static str> = Vec::new();
+    for write in writes {
+        let Some((binding, entry_key)) = binding_for(&write.key) else {
+            continue;
+        };
+        bound.push(binding.env);
+        // Kubernetes keeps the last of several entries with one name.
+        let Some((index, entry)) = env
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, e)| e.get("name").and_then(Json::as_str) == Some(binding.env))
+        else {
+            continue;
+        };
+        let env_value = EnvValue::of(entry);
+        if binding.kind == EnvKind::Map {
+            plan.warnings.push(format!(
+                "{doc} {env_path}[{index}]: env var {} is merged with runners.{} by register, its entries winning over the template's; runner-patch writes runners.{} = {} and cannot tell offline whether {} sets that entry",
+                binding.env,
+                binding.key,
+                write.key,
+                show(&write.value),
+                binding.env,
+            ));
+            continue;
+        }
+        if env_value.reads_as(binding.kind, &write.value) {
+            continue;
+        }
+        let key = entry_key.unwrap_or(&write.key);
+        match mode {
+            EnvConflicts::Replace => {
+                if !plan.remove.iter().any(|n| n == binding.env) {
+                    plan.remove.push(binding.env.to_owned());
+                }
+            }
+            EnvConflicts::Refuse => conflicts.push((
+                index,
+                format!(
+                    "env var {} = {} overrides runners.{key} = {}, which runner-patch writes (register --template-config prefers env vars over the template, so the runner would use {})",
+                    binding.env,
+                    env_value.show(),
+                    show(&write.value),
+                    env_value.show(),
+                ),
+            )),
+        }
+    }
+    if let Some((index, _)) = conflicts.first() {
+        let lines: Vec<&str> = conflicts.iter().map(|(_, m)| m.as_str()).collect();
+        return Err(Error::Field {
+            doc: Box::new(doc.clone()),
+            field: format!("{env_path}[{index}]"),
+            message: format!(
+                "{}; remove the env var (chart values envVars / extraEnv) or set spec.envConflicts: replace to have runner-patch remove it",
+                lines.join("; ")
+            ),
+        });
+    }
+    if !bound.is_empty()
+        && let Some(from) = c.get("envFrom").and_then(Json::as_array)
+        && !from.is_empty()
+    {
+        bound.sort_unstable();
+        bound.dedup();
+        let sources: Vec<String> = from.iter().map(describe_env_from).collect();
+        plan.warnings.push(format!(
+            "{doc} spec.template.spec.containers[{container}].envFrom ({}) may set {}, which register would prefer over what runner-patch writes to the runner TOML; runner-patch cannot check that offline",
+            sources.join(", "),
+            bound.join(", "),
+        ));
+    }
+    Ok(plan)
+}
+
+/// The env binding of `key` (a dotted path under `[[runners]]`), or of the map that holds it;
+/// keys that register ignores whatever the env says (`url`, `name` …) have none here.
+fn binding_for(key: &str) -> Option<(&'static EnvBinding, Option<&str>)> {
+    if runner::IGNORED_KEYS
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case(key))
+    {
+        return None;
+    }
+    if let Some(b) = runner::env_binding(key) {
+        return Some((b, None));
+    }
+    // A map entry (`kubernetes.node_selector.os`, `feature_flags.FF_X`): the map's binding.
+    let mut prefix = key;
+    while let Some((parent, _)) = prefix.rsplit_once('.') {
+        if let Some(b) = runner::env_binding(parent) {
+            return (b.kind == EnvKind::Map).then_some((b, Some(key)));
+        }
+        prefix = parent;
+    }
+    None
+}
+
+/// An env var's value as the Deployment gives it.
+enum EnvValue<'a> {
+    Literal(&'a str),
+    /// `valueFrom`: known only in the cluster.
+    From(String),
+}
+
+impl<'a> EnvValue<'a> {
+    fn of(entry: &'a Json) -> EnvValue<'a> {
+        if let Some(from) = entry.get("valueFrom").filter(|v| !v.is_null()) {
+            return EnvValue::From(describe_value_from(from));
+        }
+        EnvValue::Literal(entry.get("value").and_then(Json::as_str).unwrap_or(""))
+    }
+
+    /// True when the runner reads this env value as `wanted`, so the patch's intent holds.
+    fn reads_as(&self, kind: EnvKind, wanted: &Json) -> bool {
+        let EnvValue::Literal(text) = self else {
+            return false;
+        };
+        match kind {
+            // An empty value leaves a scalar at its zero value, and the template fills it.
+            EnvKind::String | EnvKind::Int | EnvKind::Bool | EnvKind::Duration
+                if text.is_empty() =>
+            {
+                true
+            }
+            EnvKind::Bool => go_bool(text).is_some_and(|b| Some(b) == wanted.as_bool()),
+            EnvKind::Int => text.trim().parse::<i64>().ok() == wanted.as_i64(),
+            EnvKind::String | EnvKind::Duration => wanted.as_str() == Some(*text),
+            EnvKind::List => {
+                let Some(items) = wanted.as_array() else {
+                    return false;
+                };
+                let items: Vec<&str> = items.iter().filter_map(Json::as_str).collect();
+                let given: Vec<&str> = text.split(',').map(str::trim).collect();
+                given == items
+            }
+            EnvKind::Map => false,
+        }
+    }
+
+    fn show(&self) -> String {
+        match self {
+            EnvValue::Literal(text) => format!("{text:?}"),
+            EnvValue::From(how) => format!("(from {how})"),
+        }
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// `secretKeyRef name/key`, `configMapKeyRef name/key`, `fieldRef path` — names only, never data.
+fn describe_value_from(from: &Json) -> String {
+    let Some(map) = from.as_object() else {
+        return "valueFrom".into();
+    };
+    map.iter()
+        .map(|(kind, r)| {
+            let name = r.get("name").and_then(Json::as_str);
+            let key = r
+                .get("key")
+                .or_else(|| r.get("fieldPath"))
+                .or_else(|| r.get("resource"))
+                .and_then(Json::as_str);
+            match (name, key) {
+                (Some(n), Some(k)) => format!("{kind} {n}/{k}"),
+                (None, Some(k)) => format!("{kind} {k}"),
+                (Some(n), None) => format!("{kind} {n}"),
+                (None, None) => kind.clone(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe_env_from(source: &Json) -> String {
+    for kind in ["configMapRef", "secretRef"] {
+        if let Some(name) = source
+            .get(kind)
+            .and_then(|r| r.get("name"))
+            .and_then(Json::as_str)
+        {
+            return format!("{kind} {name}");
+        }
+    }
+    "a source".into()
+}
+
+/// A value as TOML writes it (`"x"`, `["a", "b"]`, `true`).
+fn show(value: &Json) -> String {
+    match value {
+        Json::Array(items) => format!(
+            "[{}]",
+            items.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The executor `register` uses for the runner container: its `RUNNER_EXECUTOR` env var.
+pub fn executor(deployment: &Json, container: usize) -> Option<&str> {
+    deployment
+        .pointer(&format!("/spec/template/spec/containers/{container}/env"))
+        .and_then(Json::as_array)?
+        .iter()
+        .rev()
+        .find(|e| e.get("name").and_then(Json::as_str) == Some("RUNNER_EXECUTOR"))?
+        .get("value")
+        .and_then(Json::as_str)
+}
+
+/// Warnings for what `register` with `executor` discards from the chart's template TOML.
+pub fn template_warnings(doc: &DocumentMut, executor: Option<&str>) -> Vec<String> {
+    if executor != Some(runner::KUBERNETES_EXECUTOR) {
+        return Vec::new();
+    }
+    let Some(Item::ArrayOfTables(runners)) = doc.get("runners") else {
+        return Vec::new();
+    };
+    runners
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| runner::discarded(t, &format!("runners[{i}]")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::fragment::Fragment;
+    use serde_json::json;
+
+    fn deployment(env: Json) -> Json {
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "r", "env": env}]}}}})
+    }
+
+    fn doc() -> DocRef {
+        DocRef {
+            kind: "Deployment".into(),
+            name: "r".into(),
+            ..DocRef::default()
+        }
+    }
+
+    fn pull(p: &[&'static str]) -> TomlPatch {
+        TomlPatch {
+            pull_policy: Some(p.to_vec()),
+            allowed_pull_policies: Some(p.to_vec()),
+            ..TomlPatch::default()
+        }
+    }
+
+    #[test]
+    fn refuses_env_that_overrides_a_written_value_naming_both() {
+        let d = deployment(json!([
+            {"name": "RUNNER_EXECUTOR", "value": "kubernetes"},
+            {"name": "KUBERNETES_PULL_POLICY", "value": "always"}
+        ]));
+        let err = check_env(
+            &d,
+            &doc(),
+            0,
+            &writes(&pull(&["if-not-present"])),
+            EnvConflicts::Refuse,
+        )
+        .unwrap_err();
+        let Error::Field { field, message, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(field, "spec.template.spec.containers[0].env[1]");
+        assert!(
+            message.contains("KUBERNETES_PULL_POLICY = \"always\"")
+                && message.contains("runners.kubernetes.pull_policy = [\"if-not-present\"]"),
+            "{message}"
+        );
+        assert_eq!(err.exit_code(), crate::error::EXIT_INPUT);
+    }
+
+    #[test]
+    fn same_value_is_no_conflict_and_replace_removes() {
+        let d = deployment(json!([{"name": "KUBERNETES_PULL_POLICY", "value": "if-not-present"}]));
+        let w = writes(&pull(&["if-not-present"]));
+        assert_eq!(
+            check_env(&d, &doc(), 0, &w, EnvConflicts::Refuse).unwrap(),
+            EnvPlan::default()
+        );
+        let d = deployment(json!([
+            {"name": "KUBERNETES_PULL_POLICY", "value": "never"},
+            {"name": "KUBERNETES_ALLOWED_PULL_POLICIES", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+        ]));
+        let plan = check_env(&d, &doc(), 0, &w, EnvConflicts::Replace).unwrap();
+        assert_eq!(
+            plan.remove,
+            ["KUBERNETES_PULL_POLICY", "KUBERNETES_ALLOWED_PULL_POLICIES"]
+        );
+    }
+
+    #[test]
+    fn fragment_values_map_to_env_case_insensitively() {
+        let fragment = Fragment::parse(
+            "[runners.Kubernetes]\nPrivileged = true\nnamespace = \"ci\"\n",
+        );
+        // The schema is stricter than the runner about case; only lower-case keys pass today.
+        assert!(fragment.is_err());
+        let fragment =
+            Fragment::parse("[runners]\nkubernetes = { privileged = true, namespace = \"ci\" }\n")
+                .unwrap();
+        let patch = TomlPatch {
+            fragment: Some(fragment),
+            ..TomlPatch::default()
+        };
+        let d = deployment(json!([
+            {"name": "KUBERNETES_PRIVILEGED", "value": "TRUE"},
+            {"name": "KUBERNETES_NAMESPACE", "value": "gitlab"}
+        ]));
+        let err = check_env(&d, &doc(), 0, &writes(&patch), EnvConflicts::Refuse).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("KUBERNETES_NAMESPACE = \"gitlab\" overrides runners.kubernetes.namespace = \"ci\""),
+            "{message}"
+        );
+        assert!(!message.contains("KUBERNETES_PRIVILEGED"), "{message}");
+    }
+
+    #[test]
+    fn env_from_and_map_entries_warn() {
+        let fragment =
+            Fragment::parse("[runners.kubernetes.node_selector]\nos = \"linux\"\n").unwrap();
+        let patch = TomlPatch {
+            fragment: Some(fragment),
+            ..pull(&["always"])
+        };
+        let mut d = deployment(json!([{"name": "KUBERNETES_NODE_SELECTOR", "value": "os=windows"}]));
+        d["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+            json!([{"secretRef": {"name": "runner-env"}}]);
+        let plan = check_env(&d, &doc(), 0, &writes(&patch), EnvConflicts::Refuse).unwrap();
+        assert_eq!(plan.warnings.len(), 2, "{:#?}", plan.warnings);
+        assert!(plan.warnings[0].contains("KUBERNETES_NODE_SELECTOR is merged"));
+        assert!(
+            plan.warnings[1].contains("envFrom (secretRef runner-env)")
+                && plan.warnings[1].contains("KUBERNETES_PULL_POLICY"),
+            "{:#?}",
+            plan.warnings
+        );
+    }
+
+    #[test]
+    fn chart_template_sections_register_discards() {
+        let doc: DocumentMut = "[[runners]]\n  url = \"https://x\"\n  [runners.docker]\n    image = \"a\"\n  [runners.kubernetes]\n    image = \"b\"\n"
+            .parse()
+            .unwrap();
+        let found = template_warnings(&doc, Some("kubernetes"));
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[1].starts_with("runners[0].docker: register discards"));
+        assert!(template_warnings(&doc, Some("docker")).is_empty());
+    }
+}
