@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, SpecProblem};
-use crate::spec::{HostAlias, OneOrMany, RunnerPatchSpec, Selector};
+use crate::spec::{EnvConflicts, HostAlias, OneOrMany, RunnerPatchSpec, Selector};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -113,6 +113,10 @@ pub struct PatchArgs {
     /// Pass a stream without any gitlab-runner release through instead of failing.
     #[arg(long)]
     pub allow_missing: bool,
+    /// When an env var on the runner container would override a value written to the runner TOML
+    /// (e.g. KUBERNETES_PULL_POLICY): refuse (exit 3, the default) or replace (remove the env var).
+    #[arg(long, value_name = "MODE", value_parser = ["refuse", "replace"])]
+    pub env_conflicts: Option<String>,
     /// Treat warnings (certificate expiry or SANs, pull-policy traps) as errors (exit 5).
     #[arg(long)]
     pub warnings_as_errors: bool,
@@ -165,6 +169,11 @@ impl PatchArgs {
             sel.release = self.release.clone().or(sel.release.take());
             sel.namespace = self.namespace.clone().or(sel.namespace.take());
             sel.name = self.name.clone().or(sel.name.take());
+        }
+        match self.env_conflicts.as_deref() {
+            Some("replace") => spec.env_conflicts = EnvConflicts::Replace,
+            Some(_) => spec.env_conflicts = EnvConflicts::Refuse,
+            None => {}
         }
         spec.allow_missing |= self.allow_missing;
         spec.warnings_as_errors |= self.warnings_as_errors;

@@ -664,6 +664,30 @@ mod tests {
     }
 
     #[test]
+    fn compile_problems_keep_their_positions_and_file_order() {
+        let text = "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nspec:\n  runnerToml: |\n    [runners.cache]\n    Typ = \"s3\"\n  pullPolicy: sometimes\n  hostAliases:\n  - ip: 10.0.0.300\n    hostnames: [a.example.com]\n";
+        let draft = load(text, "t").expect("the shape is right");
+        let Err(Error::Spec { problems, .. }) = draft.compile() else {
+            panic!("expected spec error")
+        };
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(rendered.len(), 3, "{rendered:#?}");
+        assert!(
+            rendered[0].starts_with("line 4, column 3: spec.runnerToml: runners.cache.Typ: unknown")
+                && rendered[0].contains("`Type`"),
+            "{rendered:#?}"
+        );
+        assert!(
+            rendered[1].starts_with("line 7, column 3: spec.pullPolicy: \"sometimes\""),
+            "{rendered:#?}"
+        );
+        assert!(
+            rendered[2].starts_with("line 9, column 5: spec.hostAliases[0].ip"),
+            "{rendered:#?}"
+        );
+    }
+
+    #[test]
     fn reports_every_problem_with_positions() {
         let text = "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nspec:\n  hostAlias: []\n  pullPolicy: 3\n  manager:\n    volumes:\n    - name: x\n      emptyDir: {}\n      bogus: 1\n";
         let Err(Error::Spec { problems, .. }) = load(text, "t") else {

@@ -48,23 +48,20 @@ pub const DISCARDED_SECTIONS: [&str; 7] = [
     "referees",
 ];
 
-/// `[[runners]]` keys of a template that `register` never uses, and why.
+/// `[[runners]]` keys of a template that `register` never uses, and what it does instead.
 pub const IGNORED_KEYS: [(&str, &str); 4] = [
     (
         "name",
-        "register names the runner after the pod (hostname); set the chart's runners.name",
+        "names the runner itself (the pod's hostname, or the chart's runners.name)",
     ),
     (
         "url",
-        "register takes the URL from CI_SERVER_URL (the chart's gitlabUrl)",
+        "takes the URL from CI_SERVER_URL (the chart's gitlabUrl)",
     ),
-    (
-        "executor",
-        "register takes the executor from RUNNER_EXECUTOR",
-    ),
+    ("executor", "takes the executor from RUNNER_EXECUTOR"),
     (
         "token",
-        "register clears the template's token; the chart passes it from its Secret",
+        "clears the template's token (the chart passes the token from its Secret)",
     ),
 ];
 
@@ -143,7 +140,7 @@ pub fn discarded(runner: &toml_edit::Table, base: &str) -> Vec<String> {
                 ));
             }
         } else if let Some((_, why)) = IGNORED_KEYS.iter().find(|(k, _)| *k == lower) {
-            out.push(format!("{base}.{key}: ignored by register: {why}"));
+            out.push(format!("{base}.{key}: ignored by register, which {why}"));
         }
     }
     out
@@ -210,7 +207,10 @@ mod tests {
             .unwrap();
         let found = discarded(doc.as_table(), "runners[0]");
         assert_eq!(found.len(), 4, "{found:#?}");
-        assert!(found[0].starts_with("runners[0].url: ignored by register"), "{found:#?}");
+        assert!(
+            found[0].starts_with("runners[0].url: ignored by register, which takes the URL"),
+            "{found:#?}"
+        );
         assert!(found[1].starts_with("runners[0].Name: ignored"), "{found:#?}");
         assert!(found[2].contains("[runners.docker] section"), "{found:#?}");
         assert!(found[3].contains("[runners.referees] section"), "{found:#?}");
