@@ -707,3 +707,56 @@ fn helm4_and_helm3_deploy_certificates_from_files() {
         assert!(toml.contains("tls-ca-file"), "{toml}");
     }
 }
+
+#[test]
+fn helm3_env_var_that_shadows_the_patch_is_refused_or_replaced() {
+    let home = tempfile::tempdir().unwrap();
+    // The chart's `envVars` put KUBERNETES_PULL_POLICY on the runner container, and
+    // `register --template-config` prefers it over whatever the TOML says.
+    let render = |args: &[&str]| {
+        let mut cmd = helm_cmd(&helm3(), home.path());
+        cmd.args(["template", "gitlab-runner"])
+            .arg(chart())
+            .args([
+                "-n",
+                "gitlab-test",
+                "--set",
+                "envVars[0].name=KUBERNETES_PULL_POLICY,envVars[0].value=always",
+                "--post-renderer",
+                BIN,
+            ]);
+        for a in args {
+            cmd.args(["--post-renderer-args", a]);
+        }
+        cmd.output().unwrap()
+    };
+    let refused = render(&["--pull-policy=if-not-present"]);
+    assert!(!refused.status.success(), "a shadowed pull policy must fail");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(
+            "KUBERNETES_PULL_POLICY = \"always\" overrides runners.kubernetes.pull_policy = [\"if-not-present\"]"
+        ),
+        "{stderr}"
+    );
+
+    let replaced = ok(render(&[
+        "--pull-policy=if-not-present",
+        "--env-conflicts=replace",
+    ]));
+    let d = docs(&replaced);
+    let toml = find(&d, "ConfigMap", "gitlab-runner")["data"]["config.template.toml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(toml.contains("pull_policy = [\"if-not-present\"]"), "{toml}");
+    let env = &find(&d, "Deployment", "gitlab-runner")["spec"]["template"]["spec"]["containers"]
+        [0]["env"];
+    let names: Vec<&str> = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(names, ["CI_SERVER_URL"], "{env}");
+}
