@@ -715,23 +715,24 @@ fn helm3_env_var_that_shadows_the_patch_is_refused_or_replaced() {
     // `register --template-config` prefers it over whatever the TOML says.
     let render = |args: &[&str]| {
         let mut cmd = helm_cmd(&helm3(), home.path());
-        cmd.args(["template", "gitlab-runner"])
-            .arg(chart())
-            .args([
-                "-n",
-                "gitlab-test",
-                "--set",
-                "envVars[0].name=KUBERNETES_PULL_POLICY,envVars[0].value=always",
-                "--post-renderer",
-                BIN,
-            ]);
+        cmd.args(["template", "gitlab-runner"]).arg(chart()).args([
+            "-n",
+            "gitlab-test",
+            "--set",
+            "envVars[0].name=KUBERNETES_PULL_POLICY,envVars[0].value=always",
+            "--post-renderer",
+            BIN,
+        ]);
         for a in args {
             cmd.args(["--post-renderer-args", a]);
         }
         cmd.output().unwrap()
     };
     let refused = render(&["--pull-policy=if-not-present"]);
-    assert!(!refused.status.success(), "a shadowed pull policy must fail");
+    assert!(
+        !refused.status.success(),
+        "a shadowed pull policy must fail"
+    );
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         stderr.contains(
@@ -749,9 +750,12 @@ fn helm3_env_var_that_shadows_the_patch_is_refused_or_replaced() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(toml.contains("pull_policy = [\"if-not-present\"]"), "{toml}");
-    let env = &find(&d, "Deployment", "gitlab-runner")["spec"]["template"]["spec"]["containers"]
-        [0]["env"];
+    assert!(
+        toml.contains("pull_policy = [\"if-not-present\"]"),
+        "{toml}"
+    );
+    let env = &find(&d, "Deployment", "gitlab-runner")["spec"]["template"]["spec"]["containers"][0]
+        ["env"];
     let names: Vec<&str> = env
         .as_array()
         .unwrap()

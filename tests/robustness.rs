@@ -3,8 +3,8 @@
 //! runner documents, odd but valid documents and arbitrary text.
 
 use proptest::prelude::*;
-use runner_patch::spec::CompiledPatch;
 use runner_patch::manifest::stream;
+use runner_patch::spec::CompiledPatch;
 
 const BASE: &str = include_str!("../testdata/golden/helm3-runner-0.92.0-base/input.yaml");
 const HELM4: &str = include_str!("../testdata/golden/helm4-runner-0.92.0-base/input.yaml");

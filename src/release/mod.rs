@@ -2,8 +2,8 @@
 
 pub mod locate;
 mod patch;
-pub mod register;
 pub mod pod;
+pub mod register;
 pub mod toml;
 pub mod trust;
 

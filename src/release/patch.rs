@@ -277,6 +277,8 @@ fn plan_certificates(
 const TEMPLATE_KEY: &str = "config.template.toml";
 
 /// Where a ConfigMap holds the runner TOML, parsed.
+// One short-lived value per release, moved once into the edit: boxing the document buys nothing.
+#[allow(clippy::large_enum_variant)]
 enum TomlSource<'v> {
     /// `config.template.toml`, or `config.toml` with `[[runners]]` (`runners.configOverride`).
     Found {
@@ -299,7 +301,10 @@ fn toml_source(cm: &Parsed) -> TomlSource<'_> {
             doc: toml::parse(text),
         },
         Some(_) => TomlSource::NotAString,
-        None => match data.and_then(|d| d.get("config.toml")).and_then(Value::as_str) {
+        None => match data
+            .and_then(|d| d.get("config.toml"))
+            .and_then(Value::as_str)
+        {
             Some(text) => match toml::parse(text) {
                 Ok(doc) if toml::has_runners(&doc) => TomlSource::Found {
                     key: "config.toml",

@@ -396,9 +396,8 @@ mod tests {
 
     #[test]
     fn fragment_values_map_to_env_case_insensitively() {
-        let fragment = Fragment::parse(
-            "[runners.Kubernetes]\nPrivileged = true\nnamespace = \"ci\"\n",
-        );
+        let fragment =
+            Fragment::parse("[runners.Kubernetes]\nPrivileged = true\nnamespace = \"ci\"\n");
         // The schema is stricter than the runner about case; only lower-case keys pass today.
         assert!(fragment.is_err());
         let fragment =
@@ -415,7 +414,9 @@ mod tests {
         let err = check_env(&d, &doc(), 0, &writes(&patch), EnvConflicts::Refuse).unwrap_err();
         let message = err.to_string();
         assert!(
-            message.contains("KUBERNETES_NAMESPACE = \"gitlab\" overrides runners.kubernetes.namespace = \"ci\""),
+            message.contains(
+                "KUBERNETES_NAMESPACE = \"gitlab\" overrides runners.kubernetes.namespace = \"ci\""
+            ),
             "{message}"
         );
         assert!(!message.contains("KUBERNETES_PRIVILEGED"), "{message}");
@@ -429,7 +430,8 @@ mod tests {
             fragment: Some(fragment),
             ..pull(&["always"])
         };
-        let mut d = deployment(json!([{"name": "KUBERNETES_NODE_SELECTOR", "value": "os=windows"}]));
+        let mut d =
+            deployment(json!([{"name": "KUBERNETES_NODE_SELECTOR", "value": "os=windows"}]));
         d["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
             json!([{"secretRef": {"name": "runner-env"}}]);
         let plan = check_env(&d, &doc(), 0, &writes(&patch), EnvConflicts::Refuse).unwrap();

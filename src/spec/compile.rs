@@ -291,7 +291,10 @@ mod tests {
     fn fragment_is_parsed_into_the_patch_with_one_problem_per_key() {
         let compiled = compile(
             RunnerPatchSpec {
-                runner_toml: Some("[runners.kubernetes]\nprivileged = true\n[runners.docker]\nimage = \"x\"\n".into()),
+                runner_toml: Some(
+                    "[runners.kubernetes]\nprivileged = true\n[runners.docker]\nimage = \"x\"\n"
+                        .into(),
+                ),
                 ..spec()
             },
             "spec",

@@ -156,8 +156,10 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys_one_problem_each_with_suggestion() {
-        let err = Fragment::parse("[runners]\ntls_ca_file = \"/x\"\n[runners.kubernetes]\nprivilegd = true\n")
-            .unwrap_err();
+        let err = Fragment::parse(
+            "[runners]\ntls_ca_file = \"/x\"\n[runners.kubernetes]\nprivilegd = true\n",
+        )
+        .unwrap_err();
         assert_eq!(err.len(), 2, "{err:?}");
         assert!(err[0].contains("tls-ca-file"), "{err:?}");
         assert!(err[1].contains("privileged"), "{err:?}");
@@ -172,12 +174,11 @@ mod tests {
             err[0].contains("runners.cache.Typ") && err[0].contains("`Type`"),
             "{err:?}"
         );
-        let err = Fragment::parse("[runners.cache.s3]\nServerAdress = \"s3.example.com\"\n")
-            .unwrap_err();
-        assert!(err[0].contains("`ServerAddress`"), "{err:?}");
         let err =
-            Fragment::parse("[runners.referees.metrics]\nprometheus_adress = \"x:9090\"\n")
-                .unwrap_err();
+            Fragment::parse("[runners.cache.s3]\nServerAdress = \"s3.example.com\"\n").unwrap_err();
+        assert!(err[0].contains("`ServerAddress`"), "{err:?}");
+        let err = Fragment::parse("[runners.referees.metrics]\nprometheus_adress = \"x:9090\"\n")
+            .unwrap_err();
         assert!(err[0].contains("`prometheus_address`"), "{err:?}");
         assert!(
             Fragment::parse("[runners.cache]\nType = \"s3\"\n[runners.cache.s3]\nServerAddress = \"s3.example.com\"\nBucketName = \"b\"\n")
@@ -204,7 +205,10 @@ mod tests {
             f.values(),
             [
                 ("kubernetes.namespace".to_owned(), Json::from("ci")),
-                ("kubernetes.node_selector.os".to_owned(), Json::from("linux")),
+                (
+                    "kubernetes.node_selector.os".to_owned(),
+                    Json::from("linux")
+                ),
             ]
         );
     }

@@ -673,7 +673,8 @@ mod tests {
         let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(rendered.len(), 3, "{rendered:#?}");
         assert!(
-            rendered[0].starts_with("line 4, column 3: spec.runnerToml: runners.cache.Typ: unknown")
+            rendered[0]
+                .starts_with("line 4, column 3: spec.runnerToml: runners.cache.Typ: unknown")
                 && rendered[0].contains("`Type`"),
             "{rendered:#?}"
         );

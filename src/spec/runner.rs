@@ -211,8 +211,14 @@ mod tests {
             found[0].starts_with("runners[0].url: ignored by register, which takes the URL"),
             "{found:#?}"
         );
-        assert!(found[1].starts_with("runners[0].Name: ignored"), "{found:#?}");
+        assert!(
+            found[1].starts_with("runners[0].Name: ignored"),
+            "{found:#?}"
+        );
         assert!(found[2].contains("[runners.docker] section"), "{found:#?}");
-        assert!(found[3].contains("[runners.referees] section"), "{found:#?}");
+        assert!(
+            found[3].contains("[runners.referees] section"),
+            "{found:#?}"
+        );
     }
 }
