@@ -209,6 +209,9 @@ fn run_check(args: &PatchArgs) -> i32 {
                 return e.exit_code();
             }
         }
+    } else {
+        // Without manifests, what the spec itself says (a run adds these to its own warnings).
+        warnings.extend(spec.warnings.iter().cloned());
     }
     for w in &warnings {
         out.push_str(&format!("warning: {w}\n"));

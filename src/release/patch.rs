@@ -68,10 +68,15 @@ pub(crate) fn patch(
                 .map(|w| format!("{} data[{TEMPLATE_KEY:?}] {w}", cm.doc_ref)),
         );
     }
-    let job_namespace = match &source {
-        TomlSource::Found { doc: Ok(doc), .. } => toml::job_namespace(doc),
-        _ => None,
-    };
+    let job_namespace = register::job_namespace(
+        &deploy.value,
+        release.container,
+        spec.fragment.as_ref(),
+        match &source {
+            TomlSource::Found { doc: Ok(doc), .. } => toml::job_namespace(doc),
+            _ => None,
+        },
+    );
     let plan = plan_certificates(
         &spec.certificates,
         job_namespace.as_deref(),

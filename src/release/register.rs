@@ -296,6 +296,38 @@ fn show(value: &Json) -> String {
     }
 }
 
+/// The namespace job pods will run in, as `register` will configure it: the patch's own
+/// `namespace` when the fragment sets one (an env var that disagrees is refused or removed, see
+/// [`check_env`]), else a literal `KUBERNETES_NAMESPACE` on the runner container (it beats the
+/// template), else the chart TOML's `namespace`.
+pub fn job_namespace(
+    deployment: &Json,
+    container: usize,
+    fragment: Option<&crate::spec::fragment::Fragment>,
+    toml_namespace: Option<String>,
+) -> Option<String> {
+    if let Some(ns) = fragment.and_then(|f| {
+        f.values()
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("kubernetes.namespace"))
+            .and_then(|(_, v)| v.as_str().map(str::to_owned))
+    }) {
+        return Some(ns);
+    }
+    let env = deployment
+        .pointer(&format!("/spec/template/spec/containers/{container}/env"))
+        .and_then(Json::as_array)
+        .and_then(|env| {
+            env.iter()
+                .rev()
+                .find(|e| e.get("name").and_then(Json::as_str) == Some("KUBERNETES_NAMESPACE"))
+        });
+    match env.map(EnvValue::of) {
+        Some(EnvValue::Literal(ns)) if !ns.is_empty() => Some(ns.to_owned()),
+        _ => toml_namespace,
+    }
+}
+
 /// The executor `register` uses for the runner container: its `RUNNER_EXECUTOR` env var.
 pub fn executor(deployment: &Json, container: usize) -> Option<&str> {
     deployment
@@ -442,6 +474,27 @@ mod tests {
                 && plan.warnings[1].contains("KUBERNETES_PULL_POLICY"),
             "{:#?}",
             plan.warnings
+        );
+    }
+
+    #[test]
+    fn job_namespace_is_what_register_will_use() {
+        let with_env = deployment(json!([{"name": "KUBERNETES_NAMESPACE", "value": "from-env"}]));
+        let without = deployment(json!([]));
+        let toml = || Some("from-toml".to_owned());
+        assert_eq!(
+            job_namespace(&with_env, 0, None, toml()).as_deref(),
+            Some("from-env")
+        );
+        assert_eq!(
+            job_namespace(&without, 0, None, toml()).as_deref(),
+            Some("from-toml")
+        );
+        let fragment = Fragment::parse("[runners.kubernetes]
+namespace = \"from-spec\"\n").unwrap();
+        assert_eq!(
+            job_namespace(&with_env, 0, Some(&fragment), toml()).as_deref(),
+            Some("from-spec")
         );
     }
 
