@@ -102,6 +102,16 @@ pub(crate) fn patch(
         spec.env_conflicts,
     )?;
     out.warnings.extend(env.warnings);
+    let removed_env: Vec<String> = env
+        .remove
+        .iter()
+        .map(|name| {
+            format!(
+                "updated {}: removed env {name}, which would override the runner TOML (envConflicts: replace)",
+                short(&deploy.doc_ref)
+            )
+        })
+        .collect();
     // The pods roll when the runner TOML or any certificate they mount changes.
     let checksum = (new_cm.is_some() || !plan.trust.generated.is_empty())
         .then(|| checksum(&cm.value, new_cm.as_ref(), &plan.trust.generated));
@@ -142,6 +152,7 @@ pub(crate) fn patch(
     if changed {
         out.changes
             .push(format!("updated {}: pod template", short(&deploy_ref)));
+        out.changes.extend(removed_env);
         out.rewritten.push((
             release.deployment,
             render(&docs[release.deployment], &deploy_value, &deploy_ref)?,

@@ -490,8 +490,11 @@ mod tests {
             job_namespace(&without, 0, None, toml()).as_deref(),
             Some("from-toml")
         );
-        let fragment = Fragment::parse("[runners.kubernetes]
-namespace = \"from-spec\"\n").unwrap();
+        let fragment = Fragment::parse(
+            "[runners.kubernetes]
+namespace = \"from-spec\"\n",
+        )
+        .unwrap();
         assert_eq!(
             job_namespace(&with_env, 0, Some(&fragment), toml()).as_deref(),
             Some("from-spec")

@@ -186,6 +186,37 @@ mod tests {
         );
     }
 
+    /// The two generated descriptions of the runner agree: every key `register` reads an env var
+    /// for is a key the schema knows, with a value of the kind the env table says.
+    #[test]
+    fn every_env_bound_key_is_in_the_schema() {
+        use crate::spec::runner::{EnvKind, env_bindings};
+        let mut refused = Vec::new();
+        for b in env_bindings() {
+            let (table, leaf) = match b.key.rsplit_once('.') {
+                Some((t, l)) => (format!("[runners.{t}]"), l),
+                None => ("[runners]".to_owned(), b.key),
+            };
+            let value = match b.kind {
+                // Values every enum of the schema accepts.
+                EnvKind::String | EnvKind::Duration => "\"\"",
+                EnvKind::Int => "1",
+                EnvKind::Bool => "true",
+                EnvKind::List => "[\"always\"]",
+                EnvKind::Map => "{}",
+            };
+            let key = if leaf.contains('-') {
+                format!("\"{leaf}\"")
+            } else {
+                leaf.to_owned()
+            };
+            if let Err(e) = Fragment::parse(&format!("{table}\n{key} = {value}\n")) {
+                refused.push(format!("{} ({}): {e:?}", b.key, b.env));
+            }
+        }
+        assert!(refused.is_empty(), "{refused:#?}");
+    }
+
     #[test]
     fn reports_syntax_errors_with_the_toml_line() {
         let err = Fragment::parse("[runners.kubernetes]\nprivileged = \n").unwrap_err();
