@@ -86,6 +86,15 @@ fn without_owned_fields(mut v: Value) -> Value {
         for c in cs {
             if let Some(m) = c.as_object_mut() {
                 m.remove("volumeMounts");
+                // With envConflicts: replace, env vars that shadow a TOML key may go.
+                if let Some(Value::Array(env)) = m.get_mut("env") {
+                    env.retain(|e| {
+                        let name = e.get("name").and_then(Value::as_str).unwrap_or_default();
+                        !runner_patch::spec::runner::env_bindings()
+                            .iter()
+                            .any(|b| b.env == name)
+                    });
+                }
             }
         }
     }
