@@ -55,19 +55,6 @@ pub(crate) fn patch(
     let cm_doc = &docs[release.configmap];
     // The runner TOML is parsed once here; the checks and the edit share the document.
     let source = toml_source(cm);
-    if let TomlSource::Found {
-        key: TEMPLATE_KEY,
-        doc: Ok(doc),
-        ..
-    } = &source
-    {
-        let executor = register::executor(&deploy.value, release.container);
-        out.warnings.extend(
-            register::template_warnings(doc, executor)
-                .into_iter()
-                .map(|w| format!("{} data[{TEMPLATE_KEY:?}] {w}", cm.doc_ref)),
-        );
-    }
     let job_namespace = register::job_namespace(
         &deploy.value,
         release.container,
@@ -92,13 +79,30 @@ pub(crate) fn patch(
         .secret_volumes
         .extend(plan.trust.job_secrets.iter().cloned());
     release_toml.tls_ca_file = plan.trust.tls_ca_file.clone();
+    let writes = register::writes(&release_toml);
+    // What the runner and register will make of the chart's TOML (what the patch overwrites aside).
+    if let TomlSource::Found {
+        key, doc: Ok(doc), ..
+    } = &source
+    {
+        let mut found = register::toml_problems(doc, &writes);
+        if *key == TEMPLATE_KEY {
+            let executor = register::executor(&deploy.value, release.container);
+            found.extend(register::template_warnings(doc, executor));
+        }
+        out.warnings.extend(
+            found
+                .into_iter()
+                .map(|w| format!("{} data[{key:?}] {w}", cm.doc_ref)),
+        );
+    }
     let new_cm = patch_configmap(cm, cm_doc, &release_toml, source, &mut out.warnings)?;
     // What register would do with env vars that shadow what was just written.
     let env = register::check_env(
         &deploy.value,
         &deploy.doc_ref,
         release.container,
-        &register::writes(&release_toml),
+        &writes,
         spec.env_conflicts,
     )?;
     out.warnings.extend(env.warnings);

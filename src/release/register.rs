@@ -340,6 +340,46 @@ pub fn executor(deployment: &Json, container: usize) -> Option<&str> {
         .and_then(Json::as_str)
 }
 
+/// Warnings for keys of the chart's runner TOML that the runner does not know (it ignores them
+/// silently) or cannot read (wrong type, a value outside an enum), matched case-insensitively as
+/// the runner's decoder does.
+/// Problems at a key the patch writes (`writes`) are left out: the patch replaces that value.
+pub fn toml_problems(doc: &DocumentMut, writes: &[Write]) -> Vec<String> {
+    let json = crate::spec::fragment::table_to_json(doc.as_table());
+    crate::spec::schema::check_folding_case(&json, runner::schema())
+        .into_iter()
+        .filter(|p| !overwritten(&p.path, writes))
+        .map(|p| {
+            if p.message.starts_with("unknown field") {
+                format!(
+                    "{}: {} (the runner ignores keys it does not know)",
+                    p.path, p.message
+                )
+            } else {
+                format!("{}: {}", p.path, p.message)
+            }
+        })
+        .collect()
+}
+
+/// True when `path` (`runners[0].kubernetes.pull_policy[1]`) is, or is inside, a key of `writes`.
+fn overwritten(path: &str, writes: &[Write]) -> bool {
+    let Some(rest) = path
+        .strip_prefix("runners[")
+        .and_then(|r| r.split_once("]."))
+        .map(|(_, rest)| rest)
+    else {
+        return false;
+    };
+    writes.iter().any(|w| {
+        let n = w.key.len();
+        rest.len() >= n
+            && rest.is_char_boundary(n)
+            && rest[..n].eq_ignore_ascii_case(&w.key)
+            && matches!(rest.as_bytes().get(n), None | Some(b'.' | b'['))
+    })
+}
+
 /// Warnings for what `register` with `executor` discards from the chart's template TOML.
 pub fn template_warnings(doc: &DocumentMut, executor: Option<&str>) -> Vec<String> {
     if executor != Some(runner::KUBERNETES_EXECUTOR) {
@@ -498,6 +538,36 @@ namespace = \"from-spec\"\n",
         assert_eq!(
             job_namespace(&with_env, 0, Some(&fragment), toml()).as_deref(),
             Some("from-spec")
+        );
+    }
+
+    #[test]
+    fn chart_toml_keys_are_checked_like_the_runner_reads_them() {
+        let doc: DocumentMut = "[[runners]]\n  [runners.Kubernetes]\n    Pull_Policy = \"always\"\n    privilegd = true\n  [runners.cache]\n    Typ = \"s3\"\n"
+            .parse()
+            .unwrap();
+        let found = toml_problems(&doc, &[]);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].starts_with("runners[0].Kubernetes.privilegd: unknown field")
+                && found[0].contains("`privileged`"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].starts_with("runners[0].cache.Typ: unknown field `Typ`, did you mean `Type`?"),
+            "{found:#?}"
+        );
+
+        // What the patch writes replaces what was there: nothing to say about it.
+        let doc: DocumentMut = "[[runners]]\n  [runners.kubernetes]\n    pull_policy = \"IfNotPresent\"\n    privileged = \"yes\"\n"
+            .parse()
+            .unwrap();
+        assert_eq!(toml_problems(&doc, &[]).len(), 2);
+        let found = toml_problems(&doc, &writes(&pull(&["if-not-present"])));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("runners[0].kubernetes.privileged: expected a boolean"),
+            "{found:#?}"
         );
     }
 

@@ -264,10 +264,27 @@ pub fn check_reporting_unknown(
     schema: &dyn Schema,
     strict: bool,
 ) -> (Vec<SpecProblem>, Vec<String>) {
+    walk_all(value, schema, strict, false)
+}
+
+/// Like [`check`] with `strict` off, matching keys the way GitLab Runner's TOML decoder does
+/// (exactly, else ignoring case: `Pull_Policy` is `pull_policy` to the runner). For TOML the
+/// runner reads as it is, such as a chart's; runner-patch's own input is held to the exact case.
+pub fn check_folding_case(value: &Value, schema: &dyn Schema) -> Vec<SpecProblem> {
+    walk_all(value, schema, false, true).0
+}
+
+fn walk_all(
+    value: &Value,
+    schema: &dyn Schema,
+    strict: bool,
+    fold_case: bool,
+) -> (Vec<SpecProblem>, Vec<String>) {
     let mut out = Vec::new();
     let walker = Walker {
         schema,
         strict,
+        fold_case,
         unknown: Default::default(),
     };
     walker.walk(value, schema.root(), &mut Vec::new(), &mut out);
@@ -297,6 +314,8 @@ pub fn closest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> O
 struct Walker<'s> {
     schema: &'s dyn Schema,
     strict: bool,
+    /// Match keys as GitLab Runner's TOML decoder does: exactly, else ignoring case.
+    fold_case: bool,
     /// JSON pointers of unknown keys, in the order found.
     unknown: std::cell::RefCell<Vec<String>>,
 }
@@ -474,7 +493,15 @@ impl<'s> Walker<'s> {
         }
         for (key, item) in map {
             path.push(Segment::Key(key.clone()));
-            if let Some(prop) = properties.and_then(|p| p.get(key)) {
+            let prop = properties.and_then(|p| {
+                p.get(key).or_else(|| {
+                    let folded = self
+                        .fold_case
+                        .then(|| p.keys().into_iter().find(|k| k.eq_ignore_ascii_case(key)));
+                    folded.flatten().and_then(|k| p.get(k))
+                })
+            });
+            if let Some(prop) = prop {
                 self.walk(item, prop, path, out);
             } else {
                 let closed = match additional {
@@ -495,7 +522,9 @@ impl<'s> Walker<'s> {
         }
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for name in required.iter().filter_map(Value::as_str) {
-                if !map.contains_key(name) {
+                let present = map.contains_key(name)
+                    || (self.fold_case && map.keys().any(|k| k.eq_ignore_ascii_case(name)));
+                if !present {
                     out.push(problem(path, format!("missing required field `{name}`")));
                 }
             }
