@@ -49,12 +49,10 @@ pub fn writes(patch: &TomlPatch) -> Vec<Write> {
         });
     }
     if let Some(fragment) = &patch.fragment {
-        out.extend(
-            fragment
-                .values()
-                .into_iter()
-                .map(|(key, value)| Write { key, value }),
-        );
+        out.extend(fragment.values().iter().map(|(key, value)| Write {
+            key: key.clone(),
+            value: value.clone(),
+        }));
     }
     out
 }
@@ -308,7 +306,7 @@ pub fn job_namespace(
 ) -> Option<String> {
     if let Some(ns) = fragment.and_then(|f| {
         f.values()
-            .into_iter()
+            .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("kubernetes.namespace"))
             .and_then(|(_, v)| v.as_str().map(str::to_owned))
     }) {

@@ -13,6 +13,8 @@ use crate::spec::{runner, schema};
 #[derive(Debug, Clone)]
 pub struct Fragment {
     runner: Table,
+    /// Every value it sets, by dotted path (see [`Fragment::values`]).
+    values: Vec<(String, Json)>,
 }
 
 /// How many fragments have been parsed in this process (the compiled spec parses its fragment
@@ -72,7 +74,9 @@ impl Fragment {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(Fragment { runner })
+        let mut values = Vec::new();
+        collect_values(&runner, "", &mut values);
+        Ok(Fragment { runner, values })
     }
 
     /// The table merged into each `[[runners]]` entry.
@@ -83,10 +87,8 @@ impl Fragment {
     /// Every value the fragment sets, as a dotted path under `[[runners]]` (in the fragment's
     /// spelling) and its value; tables, inline tables and dotted keys are walked alike (the runner
     /// reads them alike). Arrays of tables are values of their own (no env var can set them).
-    pub fn values(&self) -> Vec<(String, Json)> {
-        let mut out = Vec::new();
-        collect_values(&self.runner, "", &mut out);
-        out
+    pub fn values(&self) -> &[(String, Json)] {
+        &self.values
     }
 }
 
