@@ -376,3 +376,235 @@ impl Paint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(input: &str, output: &str) -> Rendered {
+        render(input, output, &Options::default())
+    }
+
+    const CONFIGMAP: &str = "---\n# Source: r/templates/configmap.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: r\n  namespace: ns\ndata:\n  check-live: |\n    true\n  config.template.toml: |\n    [[runners]]\n      [runners.kubernetes]\n        image = \"alpine\"\n  entrypoint: |\n    run\n";
+
+    #[test]
+    fn nothing_changed_prints_nothing() {
+        let input = "a: 1\n---\nb: 2\n";
+        assert_eq!(plain(input, input), Rendered::default());
+    }
+
+    #[test]
+    fn a_changed_document_gets_a_header_and_stream_line_numbers() {
+        let input = "---\nkind: A\nmetadata:\n  name: a\n---\n# Source: c/templates/b.yaml\nkind: B\nmetadata:\n  name: b\n  namespace: ns\nx: 1\n";
+        let output = input.replace("x: 1", "x: 2");
+        let got = plain(input, &output);
+        assert_eq!(got.documents, 1);
+        assert_eq!(
+            got.text,
+            "=== B ns/b: updated (source c/templates/b.yaml, input document 2, line 5)\n\
+             --- a/c/templates/b.yaml (input lines)\n\
+             +++ b/c/templates/b.yaml (output lines)\n\
+             @@ -8,4 +8,4 @@\n metadata:\n   name: b\n   namespace: ns\n-x: 1\n+x: 2\n"
+        );
+    }
+
+    #[test]
+    fn a_toml_change_is_shown_as_toml_lines_only() {
+        let output = CONFIGMAP.replace(
+            "        image = \"alpine\"\n",
+            "        image = \"alpine\"\n        pull_policy = [\"always\"]\n",
+        );
+        let got = plain(CONFIGMAP, &output);
+        assert_eq!(
+            got.text,
+            "=== ConfigMap ns/r: updated (source r/templates/configmap.yaml, input document 1, line 1)\n\
+             --- a/r/templates/configmap.yaml: data[\"config.template.toml\"] (TOML line numbers; key at input line 11)\n\
+             +++ b/r/templates/configmap.yaml: data[\"config.template.toml\"] (TOML line numbers; key at output line 11)\n\
+             @@ -1,3 +1,4 @@\n [[runners]]\n   [runners.kubernetes]\n     image = \"alpine\"\n+    pull_policy = [\"always\"]\n"
+        );
+    }
+
+    #[test]
+    fn a_hunk_names_its_toml_table() {
+        let toml: String = (1..=12).map(|i| format!("    k{i} = {i}\n")).collect();
+        let input = CONFIGMAP.replace(
+            "        image = \"alpine\"\n",
+            &format!(
+                "        image = \"alpine\"\n{}",
+                toml.replace("    k", "        k")
+            ),
+        );
+        let output = input.replace("k10 = 10", "k10 = 100");
+        let got = plain(&input, &output);
+        assert!(
+            got.text
+                .contains("@@ -10,6 +10,6 @@ [runners.kubernetes]\n"),
+            "{}",
+            got.text
+        );
+    }
+
+    #[test]
+    fn a_toml_value_rewritten_from_a_quoted_string_shows_only_the_toml() {
+        let input = CONFIGMAP.replace(
+            "  config.template.toml: |\n    [[runners]]\n      [runners.kubernetes]\n        image = \"alpine\"\n",
+            "  config.template.toml: \"[[runners]]\\n  [runners.kubernetes]\\n    image = \\\"alpine\\\"\\n\"\n\n",
+        );
+        let output = CONFIGMAP
+            .replace("\"alpine\"", "\"debian\"")
+            .replace("  entrypoint", "\n  entrypoint");
+        let got = plain(&input, &output);
+        assert!(
+            got.text
+                .contains("-    image = \"alpine\"\n+    image = \"debian\"\n"),
+            "{}",
+            got.text
+        );
+        assert!(!got.text.contains("(input lines)"), "{}", got.text);
+    }
+
+    #[test]
+    fn other_changes_beside_the_toml_are_shown_as_yaml_too() {
+        let output = CONFIGMAP
+            .replace("\"alpine\"", "\"debian\"")
+            .replace("  name: r\n", "  name: \"r\"\n");
+        let got = plain(CONFIGMAP, &output);
+        assert!(got.text.contains("(TOML line numbers"), "{}", got.text);
+        assert!(
+            got.text
+                .contains("--- a/r/templates/configmap.yaml (input lines)\n"),
+            "{}",
+            got.text
+        );
+        assert!(
+            got.text.contains("-  name: r\n+  name: \"r\"\n"),
+            "{}",
+            got.text
+        );
+    }
+
+    #[test]
+    fn generated_documents_after_a_last_line_without_break() {
+        let input = "kind: A\nmetadata:\n  name: a";
+        let output =
+            format!("{input}\n---\nkind: ConfigMap\nmetadata:\n  name: g\n  namespace: ns\n");
+        let got = plain(input, &output);
+        assert_eq!(got.documents, 1, "{}", got.text);
+        assert_eq!(
+            got.text,
+            "=== ConfigMap ns/g: generated (output document 2, line 4)\n\
+             --- /dev/null\n\
+             +++ b/ConfigMap/ns/g (output lines)\n\
+             @@ -0,0 +4,5 @@\n+---\n+kind: ConfigMap\n+metadata:\n+  name: g\n+  namespace: ns\n"
+        );
+    }
+
+    #[test]
+    fn a_missing_final_line_break_is_marked() {
+        let got = plain("kind: A\nx: 1", "kind: A\nx: 2");
+        assert!(
+            got.text.ends_with(
+                "-x: 1\n\\ No newline at end of file\n+x: 2\n\\ No newline at end of file\n"
+            ),
+            "{}",
+            got.text
+        );
+    }
+
+    #[test]
+    fn crlf_lines_keep_their_ending() {
+        let got = plain("kind: A\r\nx: 1\r\n", "kind: A\r\nx: 2\r\n");
+        assert!(got.text.contains("-x: 1\r\n+x: 2\r\n"), "{:?}", got.text);
+    }
+
+    #[test]
+    fn a_secret_is_never_shown() {
+        let input = "kind: Secret\nmetadata:\n  name: s\ndata:\n  token: c2VjcmV0\n";
+        let output = input.replace("c2VjcmV0", "bmV3c2VjcmV0");
+        let got = plain(input, &output);
+        assert_eq!(got.documents, 1);
+        assert!(
+            !got.text.contains("c2VjcmV0") && !got.text.contains("bmV3"),
+            "{}",
+            got.text
+        );
+        assert!(got.text.contains("not shown"), "{}", got.text);
+    }
+
+    #[test]
+    fn helm4_annotation_names_the_source() {
+        let input = "kind: A\nmetadata:\n  name: a\n  annotations:\n    postrenderer.helm.sh/postrender-filename: c/templates/a.yaml\nx: 1\n";
+        let got = plain(input, &input.replace("x: 1", "x: 2"));
+        assert!(
+            got.text
+                .starts_with("=== A a: updated (source c/templates/a.yaml, "),
+            "{}",
+            got.text
+        );
+        assert!(
+            got.text
+                .contains("--- a/c/templates/a.yaml (input lines)\n"),
+            "{}",
+            got.text
+        );
+    }
+
+    #[test]
+    fn colour_wraps_each_line_and_ends_before_the_line_break() {
+        let options = Options {
+            color: true,
+            ..Options::default()
+        };
+        let got = render("kind: A\nx: 1\n", "kind: A\nx: 2\n", &options);
+        let red = Style::new().fg_color(Some(AnsiColor::Red.into()));
+        let green = Style::new().fg_color(Some(AnsiColor::Green.into()));
+        assert!(
+            got.text.contains(&format!("{red}-x: 1{red:#}\n")),
+            "{:?}",
+            got.text
+        );
+        assert!(
+            got.text.contains(&format!("{green}+x: 2{green:#}\n")),
+            "{:?}",
+            got.text
+        );
+        assert!(
+            got.text.contains("\n kind: A\n"),
+            "context lines stay plain: {:?}",
+            got.text
+        );
+        assert!(
+            !plain("kind: A\nx: 1\n", "kind: A\nx: 2\n")
+                .text
+                .contains('\u{1b}')
+        );
+    }
+
+    #[test]
+    fn context_lines_follow_the_option() {
+        let input: String = (1..=20).map(|i| format!("k{i}: {i}\n")).collect();
+        let output = input.replace("k10: 10", "k10: 0");
+        let got = render(
+            &input,
+            &output,
+            &Options {
+                color: false,
+                context: 1,
+            },
+        );
+        assert!(
+            got.text
+                .contains("@@ -9,3 +9,3 @@\n k9: 9\n-k10: 10\n+k10: 0\n k11: 11\n"),
+            "{}",
+            got.text
+        );
+    }
+
+    #[test]
+    fn ranges_follow_diff_u() {
+        assert_eq!(range(0..0, 1), "0,0");
+        assert_eq!(range(4..4, 10), "13,0");
+        assert_eq!(range(2..3, 1), "3");
+        assert_eq!(range(2..5, 100), "102,3");
+    }
+}
