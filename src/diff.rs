@@ -107,6 +107,19 @@ impl<'d, 'a> Side<'d, 'a> {
         }
     }
 
+    /// True for a Secret, and for a document that does not parse but names the kind Secret
+    /// somewhere (whose content must not be shown either).
+    fn may_be_secret(&self) -> bool {
+        match self.value.get("kind") {
+            Some(kind) => kind == "Secret",
+            None => self.doc.body.lines().any(|l| {
+                l.trim_start()
+                    .strip_prefix("kind:")
+                    .is_some_and(|k| k.contains("Secret"))
+            }),
+        }
+    }
+
     /// A `data` string of a ConfigMap.
     fn data(&self, key: &str) -> Option<&str> {
         self.value.get("data")?.get(key)?.as_str()
@@ -137,7 +150,9 @@ fn document(
         reference.source = locate::doc_ref(o.doc, &o.value).source.or(reference.source);
     }
     let mut name = reference.kind.clone();
-    name.push(' ');
+    if reference.namespace.is_some() || !reference.name.is_empty() {
+        name.push(' ');
+    }
     if let Some(ns) = &reference.namespace {
         name.push_str(ns);
         name.push('/');
@@ -170,7 +185,7 @@ fn document(
         }
         format!("{l}/{}", reference.name)
     });
-    if reference.kind == "Secret" {
+    if [&old, &new].into_iter().flatten().any(Side::may_be_secret) {
         paint.line(out, Style::new(), "(the content of a Secret is not shown)");
         return;
     }
@@ -529,6 +544,19 @@ mod tests {
             got.text
         );
         assert!(got.text.contains("not shown"), "{}", got.text);
+    }
+
+    #[test]
+    fn an_unreadable_document_naming_secret_is_not_shown_either() {
+        let input = "kind: Secret\ndata: [unclosed\n  token: c2VjcmV0\n";
+        let got = plain(input, &input.replace("c2VjcmV0", "bmV3"));
+        assert!(
+            got.text
+                .starts_with("=== document: updated (input document 1, line 1)\n"),
+            "{}",
+            got.text
+        );
+        assert!(!got.text.contains("c2VjcmV0"), "{}", got.text);
     }
 
     #[test]
