@@ -70,10 +70,15 @@ pub enum Command {
     /// mounted) and, given manifests, what a run would change; writes no manifests. Exit 0: all
     /// well, 5: warnings, 2/3/4: errors as for a run.
     Check(Box<PatchArgs>),
-    /// Show what a run would change, writing no manifests: a unified diff per changed or generated
-    /// document, headed by its kind, namespace/name and source template, with runner TOML changes
-    /// as TOML lines. Same options and input as a run; errors as for a run. Exit 0 (with
-    /// --exit-code: 0 nothing would change, 1 something would).
+    /// Show what a run would change, as a unified diff per document; writes no manifests.
+    ///
+    /// One diff per changed or generated document, headed by its kind, namespace/name and source
+    /// template; a changed runner TOML is shown as TOML lines with TOML line numbers. Same options
+    /// and input as a run, errors as for a run (nothing on stdout). An already patched stream
+    /// prints nothing. Exit 0; with --exit-code 0 when nothing would change, 1 when something
+    /// would.
+    #[command(after_help = "Example (a merge request's CI job):\n  \
+        helm template gitlab-runner gitlab/gitlab-runner -f values.yaml | runner-patch diff -c runner-patch.yaml --exit-code")]
     Diff(Box<DiffArgs>),
     /// Print a shell completion script.
     Completions {
