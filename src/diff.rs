@@ -179,11 +179,17 @@ fn document(
     paint.line(out, Style::new().bold(), &title);
     // Files-style labels, so that diff viewers recognise the sections.
     let label = reference.source.clone().unwrap_or_else(|| {
-        let mut l = reference.kind.clone();
-        if let Some(ns) = &reference.namespace {
-            l = format!("{l}/{ns}");
-        }
-        format!("{l}/{}", reference.name)
+        [
+            Some(&reference.kind),
+            reference.namespace.as_ref(),
+            Some(&reference.name),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|part| !part.is_empty())
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("/")
     });
     if [&old, &new].into_iter().flatten().any(Side::may_be_secret) {
         paint.line(out, Style::new(), "(the content of a Secret is not shown)");
@@ -626,6 +632,86 @@ mod tests {
             "{}",
             got.text
         );
+    }
+
+    /// Applies the hunks of a one-document diff (stream line numbers = text line numbers) to `old`.
+    fn apply(old: &str, diff: &str) -> String {
+        let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
+        let mut out = String::new();
+        let mut next = 0; // index of the next old line not yet copied
+        let mut lines = diff.lines().skip_while(|l| !l.starts_with("@@")).peekable();
+        while let Some(header) = lines.next() {
+            let old_range = header.split(' ').nth(1).unwrap().trim_start_matches('-');
+            let (start, len) = match old_range.split_once(',') {
+                Some((s, l)) => (s.parse::<usize>().unwrap(), l.parse::<usize>().unwrap()),
+                None => (old_range.parse().unwrap(), 1),
+            };
+            let first = if len == 0 { start } else { start - 1 };
+            for line in &old_lines[next..first] {
+                out.push_str(line);
+            }
+            next = first;
+            let mut last = ' ';
+            while let Some(line) = lines.next_if(|l| !l.starts_with("@@")) {
+                let (tag, _) = line.split_at(1);
+                match line.split_at(1) {
+                    (" ", _) => {
+                        out.push_str(old_lines[next]);
+                        next += 1;
+                    }
+                    ("-", _) => next += 1,
+                    ("+", text) => {
+                        out.push_str(text);
+                        out.push('\n');
+                    }
+                    ("\\", _) => {
+                        // Belongs to the line before; only an added line was written with a break.
+                        if last == '+' {
+                            out.pop();
+                        }
+                    }
+                    _ => panic!("unexpected diff line {line:?}"),
+                }
+                if tag != "\\" {
+                    last = tag.chars().next().unwrap();
+                }
+            }
+        }
+        for line in &old_lines[next..] {
+            out.push_str(line);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// The hunks, applied to the input document, give the output document: every change is
+        /// shown, at the right line numbers, whatever the context size.
+        #[test]
+        fn hunks_rebuild_the_output(
+            old in proptest::collection::vec(0usize..5, 0..30),
+            new in proptest::collection::vec(0usize..5, 0..30),
+            old_break: bool,
+            new_break: bool,
+            context in 0usize..4,
+        ) {
+            const LINES: [&str; 5] = ["a: 1", "b: 2", "  c: 3", "", "# d"];
+            let doc = |picks: &[usize], end: bool| {
+                let mut t = String::from("kind: A\n");
+                t.push_str(&picks.iter().map(|&i| LINES[i]).collect::<Vec<_>>().join("\n"));
+                if end || picks.is_empty() {
+                    t.push('\n');
+                }
+                t
+            };
+            let (old, new) = (doc(&old, old_break), doc(&new, new_break));
+            let got = render(&old, &new, &Options { color: false, context });
+            proptest::prop_assert_eq!(got.documents, usize::from(old != new));
+            if old != new {
+                proptest::prop_assert_eq!(apply(&old, &got.text), new, "{}", got.text);
+            }
+        }
     }
 
     #[test]
