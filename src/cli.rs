@@ -70,11 +70,42 @@ pub enum Command {
     /// mounted) and, given manifests, what a run would change; writes no manifests. Exit 0: all
     /// well, 5: warnings, 2/3/4: errors as for a run.
     Check(Box<PatchArgs>),
+    /// Show what a run would change, as a unified diff per document; writes no manifests.
+    ///
+    /// One diff per changed or generated document, headed by its kind, namespace/name and source
+    /// template; a changed runner TOML is shown as TOML lines with TOML line numbers. Same options
+    /// and input as a run, errors as for a run (nothing on stdout). An already patched stream
+    /// prints nothing. Exit 0; with --exit-code 0 when nothing would change, 1 when something
+    /// would.
+    #[command(after_help = "Example (a merge request's CI job):\n  \
+        helm template gitlab-runner gitlab/gitlab-runner -f values.yaml | runner-patch diff -c runner-patch.yaml --exit-code")]
+    Diff(Box<DiffArgs>),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+}
+
+/// Options of `runner-patch diff`: those of a run, and how to show the changes.
+#[derive(Debug, Args, Clone)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub patch: PatchArgs,
+    /// Colour the diff: auto (when stdout is a terminal and NO_COLOR is not set), always, never.
+    #[arg(long, value_name = "WHEN", default_value_t = clap::ColorChoice::Auto)]
+    pub color: clap::ColorChoice,
+    /// Exit 1 when something would change and 0 when nothing would (like `git diff --exit-code`).
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Unchanged lines shown around each change.
+    #[arg(
+        short = 'U',
+        long = "unified",
+        value_name = "LINES",
+        default_value_t = 3
+    )]
+    pub context: usize,
 }
 
 /// Options of the stream filter.

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use kube::CustomResourceExt;
-use runner_patch::cli::{Cli, Command, PatchArgs};
+use runner_patch::cli::{Cli, Command, DiffArgs, PatchArgs};
 use runner_patch::error::{EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_WARNINGS};
 use runner_patch::manifest::source::Source;
 use runner_patch::manifest::yaml;
@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             write_stdout(&buf)
         }
         Some(Command::HelmPostRender(args)) => run_filter(&args),
+        Some(Command::Diff(args)) => run_diff(&args),
         None => run_filter(&cli.patch),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -88,6 +89,70 @@ fn filter(args: &PatchArgs, input: &[u8]) -> i32 {
             code
         }
     }
+}
+
+/// `runner-patch diff`: the run, then its output compared with its input instead of written.
+fn run_diff(args: &DiffArgs) -> i32 {
+    let error_file = args.patch.error_file.as_deref();
+    with_input(args.patch.input.as_deref(), error_file, |input, _| {
+        let (patched, warnings) = match patch_stream(&args.patch, input) {
+            Ok(v) => v,
+            Err(failure) => {
+                let (message, code) = failure.describe();
+                report(&message, error_file);
+                return code;
+            }
+        };
+        for w in &warnings {
+            eprintln!("runner-patch: warning: {w}");
+        }
+        let output = patched.pieces.concat();
+        // A successful run has checked every document to be UTF-8, and keeps it so.
+        let (Ok(before), Ok(after)) = (std::str::from_utf8(input), std::str::from_utf8(&output))
+        else {
+            report(
+                "internal error: the stream is not UTF-8 after a run",
+                error_file,
+            );
+            return EXIT_INTERNAL;
+        };
+        let color = match args.color {
+            clap::ColorChoice::Always => true,
+            clap::ColorChoice::Never => false,
+            clap::ColorChoice::Auto => {
+                anstream::AutoStream::choice(&io::stdout()) == anstream::ColorChoice::Always
+            }
+        };
+        let options = runner_patch::diff::Options {
+            color,
+            context: args.context,
+        };
+        let diff = runner_patch::diff::render(before, after, &options);
+        let code = write_stdout(diff.text.as_bytes());
+        if code == EXIT_OK && args.exit_code && diff.documents > 0 {
+            EXIT_CHANGES
+        } else {
+            code
+        }
+    })
+}
+
+/// `diff --exit-code`: something would change (as `git diff --exit-code`).
+const EXIT_CHANGES: i32 = 1;
+
+/// A run over `input`, its warnings (spec and stream) collected; warnings are errors with
+/// `warningsAsErrors`.
+fn patch_stream<'a>(
+    args: &PatchArgs,
+    input: &'a [u8],
+) -> Result<(runner_patch::Patched<'a>, Vec<String>), Failure> {
+    let (spec, mut warnings) = prepare_spec(args)?;
+    let patched = runner_patch::patch_pieces(input, &spec).map_err(Failure::Lib)?;
+    warnings.extend(patched.warnings.iter().cloned());
+    if spec.warnings_as_errors && !warnings.is_empty() {
+        return Err(Failure::Warnings(warnings));
+    }
+    Ok((patched, warnings))
 }
 
 /// The spec from `--config` and the flags, with certificate files read (relative to the spec
