@@ -231,6 +231,38 @@ mod tests {
     }
 
     #[test]
+    fn list_flags_add_to_the_file_and_ordered_lists_replace_it() {
+        let cli = Cli::parse_from([
+            "runner-patch",
+            "--host-alias=10.0.0.2=b.example.com",
+            "--allowed-pull-policy=if-not-present",
+            "--allowed-pull-policy=always",
+            "--pull-policy=if-not-present",
+        ]);
+        let file = RunnerPatchSpec {
+            host_aliases: vec![HostAlias {
+                ip: "10.0.0.1".into(),
+                hostnames: vec!["a.example.com".into()],
+                apply_to: None,
+            }],
+            allowed_pull_policies: Some(vec!["always".into()]),
+            pull_policy: Some(OneOrMany::Many(vec!["always".into()])),
+            ..Default::default()
+        };
+        let spec = cli.patch.to_spec(Some(file)).unwrap();
+        let ips: Vec<&str> = spec.host_aliases.iter().map(|a| a.ip.as_str()).collect();
+        assert_eq!(ips, ["10.0.0.1", "10.0.0.2"]);
+        assert_eq!(
+            spec.allowed_pull_policies.unwrap(),
+            ["always", "if-not-present"]
+        );
+        assert_eq!(
+            spec.pull_policy,
+            Some(OneOrMany::Many(vec!["if-not-present".into()]))
+        );
+    }
+
+    #[test]
     fn rejects_malformed_host_alias() {
         let cli = Cli::parse_from(["runner-patch", "--host-alias", "10.0.0.1"]);
         assert!(matches!(cli.patch.to_spec(None), Err(Error::Spec { .. })));

@@ -368,3 +368,35 @@ fn an_unreadable_input_exits_3() {
         "runner-patch: error: cannot read /nonexistent/in.yaml: No such file or directory (os error 2)\n"
     );
 }
+
+/// Runs `shell_command` with a terminal as stdin and stdout (util-linux `script`).
+fn on_a_terminal(shell_command: &str) -> String {
+    let out = Command::new("script")
+        .args(["-qec", shell_command, "/dev/null"])
+        .env_remove("HELM_PLUGIN_NAME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` runs");
+    String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+}
+
+#[test]
+fn a_terminal_is_no_input_and_gets_a_summary() {
+    let spec = example_spec();
+    let spec = spec.to_str().unwrap();
+    let said = on_a_terminal(&format!("{BIN} -c {spec}; echo exit=$?"));
+    assert_eq!(
+        said,
+        "runner-patch: error: no input: name a manifest file, or pipe the manifests into stdin (`-` reads stdin anyway)\nexit=2\n"
+    );
+    // `check` without input reports on the spec alone.
+    let said = on_a_terminal(&format!("{BIN} check -c {spec} | tail -n 1"));
+    assert_eq!(said, "result: all well\n");
+    // On a terminal, a run says what it changed (stdout goes elsewhere).
+    let input = render();
+    let said = on_a_terminal(&format!("{BIN} -c {spec} {} > /dev/null", input.display()));
+    assert!(
+        said.starts_with("runner-patch: patched 1 release: Deployment gitlab-test/gitlab-runner\n"),
+        "{said}"
+    );
+}
