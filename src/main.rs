@@ -319,11 +319,8 @@ fn check(args: &PatchArgs, reporter: &Reporter) -> Result<bool, Failure> {
                 }
                 warnings.extend(p.warnings);
             }
-            Err(e) => {
-                // The report so far is still useful; the error goes to stderr.
-                write_stdout(out.as_bytes())?;
-                return Err(e.into());
-            }
+            // Like a run: on an error, nothing on stdout.
+            Err(e) => return Err(e.into()),
         }
     }
     for w in &warnings {
