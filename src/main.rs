@@ -441,23 +441,42 @@ fn write_chunks<'b>(chunks: impl IntoIterator<Item = &'b [u8]>) -> Result<(), Fa
 
 /// Says errors, warnings and notes where the user will see them.
 ///
-/// Helm 4 runs post-renderer plugins with stderr captured into a buffer it never shows (and prints
-/// only "plugin exited with error"). When running as a Helm plugin (HELM_PLUGIN_NAME is set) every
-/// line therefore also goes to helm's own stderr, `/proc/<helm pid>/fd/2` on Linux, and to
-/// `--error-file` when given.
+/// Helm throws a post-renderer's stderr away: Helm 4 always (it prints only "plugin exited with
+/// error"), Helm 3 when the run succeeds. So every line also goes to helm's own stderr,
+/// `/proc/<helm pid>/fd/2` on Linux: under Helm 4 (HELM_PLUGIN_NAME is set) errors, warnings and
+/// notes; under Helm 3 (the parent is a helm binary) warnings and notes only, since Helm 3 prints
+/// our stderr itself when we fail. Every line also goes to `--error-file` when given.
 struct Reporter {
     error_file: Option<PathBuf>,
     /// Opened (truncated) at the first line, so a run leaves only its own lines in the file.
     file: RefCell<Option<File>>,
-    as_helm_plugin: bool,
+    host: Host,
+}
+
+/// Who runs us, as far as reaching the user is concerned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Host {
+    /// A Helm 4 post-renderer plugin: our stderr is never shown.
+    Helm4Plugin,
+    /// Helm 3 with us as `--post-renderer`: our stderr is shown only when we fail.
+    Helm3,
+    /// Anything else: our stderr is the user's.
+    Other,
 }
 
 impl Reporter {
     fn new(error_file: Option<&Path>) -> Self {
+        let host = if std::env::var_os("HELM_PLUGIN_NAME").is_some() {
+            Host::Helm4Plugin
+        } else if parent_is_helm() {
+            Host::Helm3
+        } else {
+            Host::Other
+        };
         Reporter {
             error_file: error_file.map(Path::to_path_buf),
             file: RefCell::new(None),
-            as_helm_plugin: std::env::var_os("HELM_PLUGIN_NAME").is_some(),
+            host,
         }
     }
 
@@ -470,7 +489,12 @@ impl Reporter {
     }
 
     fn error(&self, message: &str) {
-        self.say(&Self::line("error", message));
+        let line = Self::line("error", message);
+        let _ = io::stderr().write_all(line.as_bytes());
+        self.to_file(&line);
+        if self.host == Host::Helm4Plugin {
+            write_to_parent_stderr(&line);
+        }
     }
 
     fn warning(&self, message: &str) {
@@ -486,8 +510,16 @@ impl Reporter {
         self.forward_to_helm(line);
     }
 
-    /// The channels beside our own stderr: the error file and helm's stderr.
+    /// The channels beside our own stderr for a line that is not an error: the error file and,
+    /// under Helm, helm's stderr.
     fn forward_to_helm(&self, line: &str) {
+        self.to_file(line);
+        if self.host != Host::Other {
+            write_to_parent_stderr(line);
+        }
+    }
+
+    fn to_file(&self, line: &str) {
         if let Some(path) = &self.error_file {
             let mut file = self.file.borrow_mut();
             if file.is_none() {
@@ -497,10 +529,25 @@ impl Reporter {
                 let _ = f.write_all(line.as_bytes());
             }
         }
-        if self.as_helm_plugin {
-            write_to_parent_stderr(line);
-        }
     }
+}
+
+/// True when our parent process is a helm binary (Helm 3 running us as its post-renderer).
+#[cfg(target_os = "linux")]
+fn parent_is_helm() -> bool {
+    let parent = std::os::unix::process::parent_id();
+    std::fs::read_link(format!("/proc/{parent}/exe"))
+        .ok()
+        .and_then(|exe| {
+            exe.file_name()
+                .map(|n| n.to_string_lossy().starts_with("helm"))
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn parent_is_helm() -> bool {
+    false
 }
 
 #[cfg(target_os = "linux")]
