@@ -269,7 +269,7 @@ fn toml_patch(spec: &RunnerPatchSpec) -> Result<TomlPatch, Error> {
         fragment: spec
             .runner_toml
             .as_deref()
-            .map(|t| Fragment::parse(t).map_err(|m| spec_error("spec.runnerToml", m)))
+            .map(|t| Fragment::parse(t).map_err(|m| spec_error("spec.runnerToml", m.join("; "))))
             .transpose()?,
     })
 }
