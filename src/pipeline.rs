@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::manifest::source;
 use crate::manifest::stream::{self, Doc};
 use crate::par;
 use crate::release::toml::TomlPatch;
@@ -142,9 +143,6 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &CompiledPatch) -> Result<Patched
     Ok(outcome)
 }
 
-/// Streams at least this large are read by several threads, each over a run of documents.
-pub const PARALLEL_SCAN_BYTES: usize = 8 << 20;
-
 /// Splits `input` into documents, checks each is UTF-8, asks `locator` which may be targets and
 /// parses those: one pass, each document handled while it is in cache. A large stream is cut into
 /// runs of whole documents read side by side; their indexes and lines are then made stream-wide,
@@ -156,7 +154,7 @@ fn scan<'a>(
     let (bom, text) = stream::strip_bom(input);
     // Several runs per thread, taken in turn (see `par::map`), so that a thread slowed down by
     // its vCPU does not hold the others up at the end.
-    let parts = if text.len() >= PARALLEL_SCAN_BYTES {
+    let parts = if text.len() >= source::LARGE_STREAM_BYTES {
         par::threads() * 4
     } else {
         1

@@ -442,7 +442,8 @@ mod tests {
                 && message.contains("runners.kubernetes.pull_policy = [\"if-not-present\"]"),
             "{message}"
         );
-        assert_eq!(err.exit_code(), crate::error::EXIT_INPUT);
+        // A conflict with the input: main maps `Field` to exit 3 (golden error-env-overrides-*).
+        assert!(matches!(err, Error::Field { .. }));
     }
 
     #[test]

@@ -72,6 +72,21 @@ pub struct CompiledPatch {
     pub warnings: Vec<String>,
 }
 
+impl CompiledPatch {
+    /// True when the patch asks for nothing at all (a run would change nothing).
+    pub fn is_empty(&self) -> bool {
+        self.job_host_aliases.is_empty()
+            && self.manager_host_aliases.is_empty()
+            && self.pull_policy.is_none()
+            && self.allowed_pull_policies.is_none()
+            && self.config_map_volumes.is_empty()
+            && self.fragment.is_none()
+            && self.manager_volumes.is_empty()
+            && self.manager_volume_mounts.is_empty()
+            && self.certificates.is_empty()
+    }
+}
+
 /// Checks `spec` and compiles it; `root` prefixes the paths of problems (`spec`).
 pub fn compile(spec: RunnerPatchSpec, root: &str) -> Result<CompiledPatch, Vec<SpecProblem>> {
     let mut problems = validate::spec(&spec, root);

@@ -56,21 +56,20 @@ impl Fragment {
                 }
             };
         }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
+        // The runner's keys are checked even next to other problems: one run lists them all.
         let runner = runner.unwrap_or_default();
         let json = serde_json::json!({ "runners": [table_to_json(&runner)] });
-        let problems: Vec<String> = schema::check(&json, runner::schema(), false)
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}: {}",
-                    p.path.replacen("runners[0]", "runners", 1),
-                    p.message
-                )
-            })
-            .collect();
+        problems.extend(
+            schema::check(&json, runner::schema(), false)
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}: {}",
+                        p.path.replacen("runners[0]", "runners", 1),
+                        p.message
+                    )
+                }),
+        );
         if !problems.is_empty() {
             return Err(problems);
         }

@@ -512,7 +512,14 @@ impl Draft {
 /// Reads a spec file's text and checks its shape; `origin` names the file in messages.
 pub fn load(text: &str, origin: &str) -> Result<Draft, Error> {
     let value: Value = yaml::parse_as(text).map_err(|e| {
-        let (message, position) = yaml::describe_error(&e);
+        let (mut message, position) = yaml::describe_error(&e);
+        // The problem shows its position up front: do not say it twice.
+        if let Some((line, column)) = position
+            && let Some(stripped) =
+                message.strip_suffix(&format!(" at line {line}, column {column}"))
+        {
+            message = stripped.to_owned();
+        }
         Error::Spec {
             origin: origin.to_owned(),
             problems: vec![SpecProblem {
