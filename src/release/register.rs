@@ -466,6 +466,38 @@ mod tests {
     }
 
     #[test]
+    fn after_replace_register_reads_what_was_written() {
+        let mut d = deployment(json!([
+            {"name": "KUBERNETES_PULL_POLICY", "value": "always"},
+            {"name": "RUNNER_EXECUTOR", "value": "kubernetes"},
+            {"name": "KUBERNETES_PULL_POLICY", "value": "never"},
+            {"name": "KUBERNETES_ALLOWED_PULL_POLICIES", "value": "if-not-present"}
+        ]));
+        let w = writes(&pull(&["if-not-present"]));
+        let plan = check_env(&d, &doc(), 0, &w, EnvConflicts::Replace).unwrap();
+        // The typed list is what the Deployment editor consumes.
+        let patch = crate::release::pod::PodPatch {
+            remove_env: plan.remove,
+            ..Default::default()
+        };
+        assert!(crate::release::pod::apply(&mut d, 0, &patch).unwrap());
+        assert_eq!(
+            check_env(&d, &doc(), 0, &w, EnvConflicts::Refuse).unwrap(),
+            EnvPlan::default(),
+            "no env var left that register would prefer"
+        );
+        let env = d.pointer("/spec/template/spec/containers/0/env").unwrap();
+        assert_eq!(
+            env,
+            &json!([
+                {"name": "RUNNER_EXECUTOR", "value": "kubernetes"},
+                {"name": "KUBERNETES_ALLOWED_PULL_POLICIES", "value": "if-not-present"}
+            ]),
+            "an env var that agrees with what is written stays"
+        );
+    }
+
+    #[test]
     fn fragment_values_map_to_env_case_insensitively() {
         let fragment =
             Fragment::parse("[runners.Kubernetes]\nPrivileged = true\nnamespace = \"ci\"\n");
