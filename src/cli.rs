@@ -70,11 +70,27 @@ pub enum Command {
     /// mounted) and, given manifests, what a run would change; writes no manifests. Exit 0: all
     /// well, 5: warnings, 2/3/4: errors as for a run.
     Check(Box<PatchArgs>),
+    /// Argo CD Config Management Plugin steps (deploy/argocd/plugin.yaml): check every path the
+    /// Application names against the repository root, then run Helm with runner-patch.
+    #[command(subcommand)]
+    Argocd(ArgocdStep),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+}
+
+/// The CMP steps (run in the Argo CD sidecar with the app directory as working directory).
+#[derive(Debug, Subcommand)]
+pub enum ArgocdStep {
+    /// `init`: `helm dependency build` when the chart declares dependencies (`file://` ones must
+    /// be inside the repository).
+    Init,
+    /// `generate`: `helm template` of ARGOCD_ENV_CHART with the PARAM_VALUES_FILES_<n> values
+    /// files and runner-patch (ARGOCD_ENV_RUNNER_PATCH_CONFIG) as post-renderer; every path must
+    /// resolve inside the repository, URLs only for schemes in RUNNER_PATCH_VALUES_SCHEMES.
+    Generate,
 }
 
 /// Options of the stream filter.
@@ -119,6 +135,15 @@ pub struct PatchArgs {
     /// Also write error messages to this file (Helm 4 discards a plugin's stderr).
     #[arg(long, value_name = "FILE", env = "RUNNER_PATCH_ERROR_FILE")]
     pub error_file: Option<PathBuf>,
+    /// Directory that certificate files must stay inside (default: the spec file's directory).
+    /// For the operator only: the Argo CD plugin sets it to the repository root. Under kustomize
+    /// only the environment variable counts.
+    #[arg(long, value_name = "DIR", env = crate::spec::files::FILE_ROOT_ENV)]
+    pub file_root: Option<PathBuf>,
+    /// Set when invoked as a kustomize legacy exec plugin: the --config file is kustomize's
+    /// temporary copy, so certificate files resolve against the working directory.
+    #[arg(long, hide = true)]
+    pub config_is_copy: bool,
     /// Manifest stream to read instead of stdin (`-` is stdin).
     #[arg(value_name = "FILE")]
     pub input: Option<PathBuf>,

@@ -11,12 +11,15 @@
 //!   Deployment and its ConfigMap, [`release::toml`] edits `config.template.toml`,
 //!   [`release::pod`] edits the Deployment, [`release::trust`] wires certificates in.
 //! - [`pipeline`] — stream → locate → per-release patch → output ([`patch`], [`patch_pieces`]).
-//! - [`krm`] — the same pipeline behind a KRM ResourceList; [`cli`] — the command line.
+//! - [`krm`] — the same pipeline behind a KRM ResourceList; [`cli`] — the command line;
+//!   [`argocd`] — the Argo CD plugin steps, which check an Application's paths before Helm runs.
 //!
-//! The library prints nothing and does no I/O but reading the input ([`manifest::source`]);
+//! The library prints nothing and does no I/O but reading the input ([`manifest::source`]),
+//! the confined certificate files ([`spec::files`]) and the checks of [`argocd`];
 //! `main` owns stdout, stderr and exit codes.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod argocd;
 pub mod cli;
 pub mod error;
 pub mod krm;

@@ -3,16 +3,18 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use kube::CustomResourceExt;
-use runner_patch::cli::{Cli, Command, PatchArgs};
+use runner_patch::cli::{ArgocdStep, Cli, Command, PatchArgs};
 use runner_patch::error::{EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_WARNINGS};
 use runner_patch::manifest::source::Source;
 use runner_patch::manifest::yaml;
+use runner_patch::spec::files::{FILE_ROOT_ENV, FileRoot};
 use runner_patch::spec::{self, certificate};
 use runner_patch::{Error, RunnerPatch};
 
@@ -29,6 +31,17 @@ fn main() -> ExitCode {
             write_stdout(&buf)
         }
         Some(Command::HelmPostRender(args)) => run_filter(&args),
+        Some(Command::Argocd(step)) => run_argocd(&step),
+        None if cli.patch.config_is_copy && legacy_plugin_refusal(&cli.patch).is_some() => {
+            let what = legacy_plugin_refusal(&cli.patch).unwrap_or_default();
+            report(
+                &format!(
+                    "{what} cannot be set by the transformer config (argsOneLiner/argsFromFile is written by the kustomization's author); only patch options can"
+                ),
+                None,
+            );
+            runner_patch::error::EXIT_SPEC
+        }
         None => run_filter(&cli.patch),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -36,14 +49,82 @@ fn main() -> ExitCode {
 
 /// kustomize runs a legacy exec plugin as `…/runnerpatch/RunnerPatch CONFIG [ARGS…]` with the
 /// manifests on stdin. Installed under that name (a symlink to this binary), we turn the call into
-/// `runner-patch --config CONFIG ARGS…`.
+/// `runner-patch --config CONFIG --config-is-copy ARGS…`: CONFIG is a temporary copy, so
+/// certificate files resolve against the working directory (the kustomization root).
 fn kustomize_legacy_args(mut args: Vec<OsString>) -> Vec<OsString> {
     let invoked_as = args.first().map(Path::new).and_then(Path::file_name);
     if invoked_as == Some(OsStr::new(spec::KIND)) && args.len() >= 2 {
         let config = args.remove(1);
-        args.splice(1..1, [OsString::from("--config"), config]);
+        args.splice(
+            1..1,
+            [
+                OsString::from("--config"),
+                config,
+                OsString::from("--config-is-copy"),
+            ],
+        );
     }
     args
+}
+
+/// What the kustomization's author tried to set through the transformer config's
+/// `argsOneLiner`/`argsFromFile` that only the operator may: where files are read or written.
+fn legacy_plugin_refusal(args: &PatchArgs) -> Option<&'static str> {
+    let from_env = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    if args.input.is_some() {
+        Some("an input file")
+    } else if args.file_root != from_env(FILE_ROOT_ENV) {
+        Some("--file-root")
+    } else if args.error_file != from_env("RUNNER_PATCH_ERROR_FILE") {
+        Some("--error-file")
+    } else {
+        None
+    }
+}
+
+/// `runner-patch argocd init|generate`: check the Application's paths, then run helm in our
+/// place (exec: its exit status and output are the step's).
+fn run_argocd(step: &ArgocdStep) -> i32 {
+    let planned = (|| -> Result<Option<(OsString, Vec<OsString>)>, String> {
+        let env = runner_patch::argocd::Env::from_process()?;
+        let repo = runner_patch::argocd::Repository::locate(&env)?;
+        let helm = runner_patch::argocd::helm(&env);
+        Ok(match step {
+            ArgocdStep::Init => runner_patch::argocd::init_args(&env, &repo)?.map(|a| (helm, a)),
+            ArgocdStep::Generate => {
+                let major = runner_patch::argocd::helm_major(&env)?;
+                let exe = std::env::current_exe()
+                    .map_err(|e| format!("cannot locate runner-patch itself: {e}"))?;
+                Some((
+                    helm,
+                    runner_patch::argocd::generate_args(&env, &repo, major, &exe)?,
+                ))
+            }
+        })
+    })();
+    match planned {
+        Ok(None) => EXIT_OK,
+        Ok(Some((helm, args))) => {
+            let mut command = std::process::Command::new(&helm);
+            command.args(&args);
+            if matches!(step, ArgocdStep::Init) {
+                // Argo CD reads only generate's stdout; keep init's chatter on stderr.
+                if let Ok(fd) = io::stderr().as_fd().try_clone_to_owned() {
+                    command.stdout(std::process::Stdio::from(fd));
+                }
+            }
+            let error = std::os::unix::process::CommandExt::exec(&mut command);
+            report(
+                &format!("cannot run {}: {error}", helm.to_string_lossy()),
+                None,
+            );
+            EXIT_INTERNAL
+        }
+        Err(message) => {
+            report(&message, None);
+            runner_patch::error::EXIT_SPEC
+        }
+    }
 }
 
 /// The stream filter: stdin (or a file) → stdout.
@@ -91,13 +172,16 @@ fn filter(args: &PatchArgs, input: &[u8]) -> i32 {
 }
 
 /// The spec from `--config` and the flags, with certificate files read (relative to the spec
-/// file) and every certificate checked now. Returns the warnings found.
+/// file, confined to it or `--file-root`) and every certificate checked now. Returns the warnings found.
 fn prepare_spec(args: &PatchArgs) -> Result<(runner_patch::RunnerPatchSpec, Vec<String>), Failure> {
     let mut base = PathBuf::from(".");
     let file_spec = match &args.config {
         Some(path) => {
             let text = read_text(path).map_err(Failure::Io)?;
-            base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            // kustomize's temporary copy sits in /tmp: its files are the kustomization root's.
+            if !args.config_is_copy {
+                base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            }
             Some(spec::load(&text, &path.display().to_string()).map_err(Failure::Lib)?)
         }
         None => None,
@@ -107,19 +191,13 @@ fn prepare_spec(args: &PatchArgs) -> Result<(runner_patch::RunnerPatchSpec, Vec<
         .as_ref()
         .map_or_else(|| "(command line)".to_owned(), |p| p.display().to_string());
     let mut spec = args.to_spec(file_spec).map_err(Failure::Lib)?;
-    spec::resolve_certificate_files(&mut spec, &base, &origin, &read_certificate)
-        .map_err(Failure::Lib)?;
+    let files = FileRoot::new(args.file_root.as_deref(), &base);
+    spec::resolve_certificate_files(&mut spec, &files, &origin).map_err(Failure::Lib)?;
     let (problems, warnings) = spec::check_certificates(&spec, certificate::now());
     if !problems.is_empty() {
         return Err(Failure::Lib(Error::Spec { origin, problems }));
     }
     Ok((spec, warnings))
-}
-
-/// Reads a certificate file; bytes that are not UTF-8 (DER) reach the PEM check, which names them.
-fn read_certificate(path: &Path) -> io::Result<String> {
-    let source = Source::open(path).map_err(io::Error::other)?;
-    Ok(String::from_utf8_lossy(source.bytes()).into_owned())
 }
 
 /// `runner-patch check`: what the spec's certificates are and what a run would change.
@@ -234,7 +312,10 @@ fn run_krm() -> i32 {
 }
 
 fn run_krm_on(input: &str) -> i32 {
-    let (output, error) = runner_patch::krm::run(input, &read_certificate, certificate::now());
+    // The functionConfig (and the function's envs) come from the kustomization: the working
+    // directory is the root, and nothing widens it.
+    let files = FileRoot::new(None, Path::new("."));
+    let (output, error) = runner_patch::krm::run(input, &files, certificate::now());
     let code = write_stdout(output.as_bytes());
     match error {
         Some(e) => {
