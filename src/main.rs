@@ -175,14 +175,15 @@ fn filter(args: &PatchArgs, input: &[u8]) -> i32 {
 /// file, confined to it or `--file-root`) and every certificate checked now. Returns the warnings found.
 fn prepare_spec(args: &PatchArgs) -> Result<(runner_patch::RunnerPatchSpec, Vec<String>), Failure> {
     let mut base = PathBuf::from(".");
+    let mut spec_text = None;
     let file_spec = match &args.config {
         Some(path) => {
-            let text = read_text(path).map_err(Failure::Io)?;
+            let text = spec_text.insert(read_text(path).map_err(Failure::Io)?);
             // kustomize's temporary copy sits in /tmp: its files are the kustomization root's.
             if !args.config_is_copy {
                 base = path.parent().map(Path::to_path_buf).unwrap_or_default();
             }
-            Some(spec::load(&text, &path.display().to_string()).map_err(Failure::Lib)?)
+            Some(spec::load(text, &path.display().to_string()).map_err(Failure::Lib)?)
         }
         None => None,
     };
@@ -192,7 +193,12 @@ fn prepare_spec(args: &PatchArgs) -> Result<(runner_patch::RunnerPatchSpec, Vec<
         .map_or_else(|| "(command line)".to_owned(), |p| p.display().to_string());
     let mut spec = args.to_spec(file_spec).map_err(Failure::Lib)?;
     let files = FileRoot::new(args.file_root.as_deref(), &base);
-    spec::resolve_certificate_files(&mut spec, &files, &origin).map_err(Failure::Lib)?;
+    spec::resolve_certificate_files(&mut spec, &files, &origin).map_err(|e| {
+        Failure::Lib(match &spec_text {
+            Some(text) => spec::with_positions(e, text),
+            None => e,
+        })
+    })?;
     let (problems, warnings) = spec::check_certificates(&spec, certificate::now());
     if !problems.is_empty() {
         return Err(Failure::Lib(Error::Spec { origin, problems }));

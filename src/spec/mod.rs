@@ -188,6 +188,26 @@ pub fn resolve_certificate_files(
     }
 }
 
+/// `error` with the line and column of each problem's field in the spec `text`.
+pub fn with_positions(error: Error, text: &str) -> Error {
+    match error {
+        Error::Spec { origin, problems } => {
+            let positions = positions::collect(text);
+            Error::Spec {
+                origin,
+                problems: problems
+                    .into_iter()
+                    .map(|p| SpecProblem {
+                        position: p.position.or_else(|| positions.find(&p.path)),
+                        ..p
+                    })
+                    .collect(),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Checks the PEM of every certificate at time `now`: errors (private keys, garbage, expired) and
 /// warnings (expiring within 30 days, SANs not covering the host).
 pub fn check_certificates(spec: &RunnerPatchSpec, now: i64) -> (Vec<SpecProblem>, Vec<String>) {
