@@ -280,6 +280,16 @@ pub fn generate_args(
         let Some(written) = env.get(&name) else { break };
         match url_scheme(written) {
             Some(scheme) if allowed.contains(&scheme.to_ascii_lowercase()) => {
+                // Helm reads a value whose scheme it has no getter for as a local path, so an
+                // allowed URL may not climb with `..` either.
+                if Path::new(written)
+                    .components()
+                    .any(|c| c == Component::ParentDir)
+                {
+                    return Err(format!(
+                        "{name} {written:?} contains `..`: refused even for an allowed scheme"
+                    ));
+                }
                 values.push(OsString::from(written));
             }
             Some(scheme) => {
