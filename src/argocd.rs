@@ -430,6 +430,59 @@ mod tests {
         assert_eq!(url_scheme("1x:y"), None);
     }
 
+    fn env(vars: &[(&str, &str)], cwd: &Path) -> Env {
+        Env::new(
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            cwd.to_path_buf(),
+        )
+    }
+
+    #[test]
+    fn generate_glues_every_value_to_its_flag_and_ends_flags_before_positionals() {
+        let tmp = tempfile::tempdir().unwrap();
+        let app = tmp.path().join("apps/x");
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(app.join("Chart.yaml"), "name: x\n").unwrap();
+        std::fs::write(app.join("runner-patch.yaml"), "").unwrap();
+        std::fs::write(app.join("-v.yaml"), "").unwrap();
+        let e = env(
+            &[
+                ("ARGOCD_APP_SOURCE_PATH", "apps/x"),
+                ("ARGOCD_APP_NAME", "--set=a=b"),
+                ("ARGOCD_APP_NAMESPACE", "ns --debug"),
+                ("PARAM_VALUES_FILES_0", "-v.yaml"),
+                ("PARAM_VALUES_FILES_1", "https://example.com/v.yaml"),
+                (VALUES_SCHEMES_ENV, "HTTPS"),
+            ],
+            &app,
+        );
+        let repo = Repository::locate(&e).unwrap();
+        let args = generate_args(&e, &repo, 4, Path::new("/bin/rp")).unwrap();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let root = repo.root.display().to_string();
+        assert_eq!(
+            args,
+            [
+                "template".to_owned(),
+                "--namespace=ns --debug".into(),
+                format!("--values={root}/apps/x/-v.yaml"),
+                "--values=https://example.com/v.yaml".into(),
+                "--post-renderer=runner-patch".into(),
+                format!("--post-renderer-args=--config={root}/apps/x/runner-patch.yaml"),
+                format!("--post-renderer-args=--file-root={root}"),
+                "--".into(),
+                "--set=a=b".into(),
+                format!("{root}/apps/x"),
+            ]
+        );
+        // Helm 3 runs this binary (or the operator's RUNNER_PATCH_BIN).
+        let args = generate_args(&e, &repo, 3, Path::new("/bin/rp")).unwrap();
+        assert!(args.iter().any(|a| a == "--post-renderer=/bin/rp"));
+    }
+
     #[test]
     fn repository_root_is_cwd_minus_source_path() {
         let tmp = tempfile::tempdir().unwrap();

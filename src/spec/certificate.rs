@@ -1,6 +1,9 @@
 //! Certificates from the spec: read PEM with x509-parser, refuse what must never be deployed
 //! (private keys, garbage, expired certificates) and warn about what will hurt soon (expiry within
 //! 30 days, a leaf whose SANs do not cover the host it is declared for).
+//!
+//! What reaches a generated ConfigMap is never the text as given: the certificates are parsed to
+//! DER and written out again ([`normalize`]), so anything else a file holds stays behind.
 
 use sha2::{Digest, Sha256};
 use x509_parser::error::PEMError;
@@ -248,6 +251,59 @@ mod tests {
         assert!(san_matches("*.example.com", "gitlab.example.com"));
         assert!(!san_matches("*.example.com", "a.b.example.com"));
         assert!(san_matches("GitLab.example.com", "gitlab.example.com"));
+    }
+
+    fn self_signed() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        rcgen::CertificateParams::new(vec!["a.example.com".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem()
+    }
+
+    #[test]
+    fn re_encodes_only_the_certificates() {
+        let pem = self_signed();
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        // Text around, CRLF, odd line lengths, two blocks.
+        let messy = format!(
+            "PASSWORD=x\r\n-----BEGIN CERTIFICATE-----\r\n{}\r\n{}\r\n-----END CERTIFICATE-----\r\n# tail\n{pem}",
+            &b64[..7],
+            &b64[7..]
+        );
+        let normalized = normalize(messy.as_bytes()).unwrap();
+        assert_eq!(normalized, format!("{pem}{pem}"));
+        assert!(!normalized.contains("PASSWORD"));
+        for line in normalized.lines() {
+            assert!(line.len() <= 64, "{line}");
+        }
+        // Idempotent.
+        assert_eq!(normalize(normalized.as_bytes()).unwrap(), normalized);
+    }
+
+    #[test]
+    fn describes_other_blocks_by_kind_without_quoting_them() {
+        let pem = self_signed();
+        for (label, kind) in [
+            ("PUBLIC KEY", "a public key"),
+            ("CERTIFICATE REQUEST", "a certificate request"),
+            ("MY SECRET hunter2", "another PEM block"),
+        ] {
+            let text = format!("{pem}-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n");
+            let err = certificates(text.as_bytes()).unwrap_err();
+            assert_eq!(err, format!("PEM block 2 is {kind}, not a CERTIFICATE"));
+        }
+        let bad = "-----BEGIN CERTIFICATE-----\nc2VjcmV0IGhlcmU=\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            certificates(bad.as_bytes()).unwrap_err(),
+            "PEM block 1 is not a valid X.509 certificate"
+        );
+        let unterminated = "-----BEGIN CERTIFICATE-----\nAAAA\n";
+        assert_eq!(
+            certificates(unterminated.as_bytes()).unwrap_err(),
+            "PEM block 1 has no END line"
+        );
     }
 
     #[test]
