@@ -350,6 +350,8 @@ fn the_total_of_all_files_is_capped_before_reading() {
 }
 
 /// Runs `cmd` to completion and returns its output and its own peak RSS (KiB, from wait4).
+// Reaped by wait4 below (std's wait would not report the child's resource usage).
+#[allow(clippy::zombie_processes)]
 fn run_measured(cmd: &mut Command, input: &[u8]) -> (Output, i64) {
     let mut child = cmd
         .stdin(Stdio::piped())

@@ -55,7 +55,7 @@ pub fn certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
             ));
         }
         match x509_parser::parse_x509_certificate(&pem.contents) {
-            Ok((rest, _)) if rest.is_empty() => out.push(pem.contents),
+            Ok(([], _)) => out.push(pem.contents),
             Ok(_) => {
                 return Err(format!(
                     "PEM block {n} has bytes after its X.509 certificate"

@@ -262,6 +262,8 @@ fn on_pseudo_filesystem(file: &cap_std::fs::File) -> bool {
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     const SYSFS_MAGIC: i64 = 0x6265_6572;
     rustix::fs::fstatfs(file).is_ok_and(|s| {
+        // `f_type`'s integer type differs between architectures.
+        #[allow(clippy::unnecessary_cast)]
         let kind = s.f_type as i64;
         kind == PROC_SUPER_MAGIC || kind == SYSFS_MAGIC
     })
