@@ -585,6 +585,8 @@ fn init_refuses_file_dependencies_outside_the_repository() {
         ),
     )
     .unwrap();
-    let d = rendered(&f.run(&helm4(), &[]));
-    assert!(d.iter().any(|x| x["kind"] == "Deployment"));
+    for helm in [helm4(), helm3()] {
+        let d = rendered(&f.run(&helm, &[]));
+        assert!(d.iter().any(|x| x["kind"] == "Deployment"));
+    }
 }
