@@ -70,7 +70,11 @@ fn kustomize_legacy_args(mut args: Vec<OsString>) -> Vec<OsString> {
 /// What the kustomization's author tried to set through the transformer config's
 /// `argsOneLiner`/`argsFromFile` that only the operator may: where files are read or written.
 fn legacy_plugin_refusal(args: &PatchArgs) -> Option<&'static str> {
-    let from_env = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    let from_env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if args.input.is_some() {
         Some("an input file")
     } else if args.file_root != from_env(FILE_ROOT_ENV) {

@@ -172,9 +172,7 @@ impl FileRoot {
         }
         let mut options = OpenOptions::new();
         options.read(true);
-        // Non-blocking: should the file have become a FIFO since the stat, the open returns
-        // instead of waiting for a writer. No controlling terminal from a tty either.
-        options.custom_flags(libc_flags());
+        options.custom_flags(open_flags());
         let file = opened
             .dir
             .open_with(&full, &options)
@@ -244,16 +242,10 @@ fn kind_of(file_type: &cap_std::fs::FileType) -> &'static str {
     }
 }
 
-fn libc_flags() -> i32 {
-    #[cfg(target_os = "linux")]
-    {
-        (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        // O_NONBLOCK | O_NOCTTY on the BSDs and macOS.
-        0x0004 | 0x20000
-    }
+/// Flags for opening a certificate file: non-blocking (a FIFO swapped in after the stat does not
+/// wait for a writer) and never a controlling terminal.
+fn open_flags() -> i32 {
+    (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32
 }
 
 /// True for files on procfs or sysfs, whose entries claim to be regular files.
