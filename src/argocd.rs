@@ -20,10 +20,11 @@
 //!   would otherwise be read.
 //! - Values files given as URLs are refused unless the operator names the scheme in
 //!   `RUNNER_PATCH_VALUES_SCHEMES` (e.g. `https`).
-//! - Helm gets the checked, absolute paths, each value glued to its flag (`--values=…`) and the
-//!   positional arguments after `--`, so no value can become a flag; runner-patch gets
-//!   `--file-root=<repository root>`, so certificate files may live anywhere in the repository but
-//!   nowhere else.
+//! - Helm gets the checked paths, resolved (no symbolic link left in them) and written relative to
+//!   the app directory (so that messages do not show where the CMP server unpacked the
+//!   repository), each value glued to its flag (`--values=…`) and the positional arguments after
+//!   `--`, so no value can become a flag; runner-patch gets `--file-root=<repository root>`, so
+//!   certificate files may live anywhere in the repository but nowhere else.
 //!
 //! Refusals name the variable and the value as the Application wrote it, never a file's content,
 //! and never tell whether something outside the repository exists.
@@ -139,7 +140,8 @@ impl Repository {
     }
 
     /// Resolves `written` (relative to the app directory, as the Application wrote it in
-    /// `source`) beneath the repository root; returns its canonical absolute path and what it is.
+    /// `source`) beneath the repository root; returns its resolved path (no symbolic link left
+    /// in it) relative to the root, and what it is.
     fn resolve(&self, source: &str, written: &str) -> Result<(PathBuf, Kind), String> {
         self.resolve_from(&self.app, source, written)
     }
@@ -183,10 +185,29 @@ impl Repository {
         };
         let absolute = std::fs::canonicalize(self.root.join(&relative))
             .map_err(|e| format!("{shown} cannot be resolved: {}", e.kind()))?;
-        if !absolute.starts_with(&self.root) {
+        let Ok(in_repo) = absolute.strip_prefix(&self.root) else {
             return Err(format!("{shown} is not inside the repository"));
+        };
+        Ok((in_repo.to_path_buf(), kind))
+    }
+
+    /// `in_repo` (a resolved path relative to the root) as a path from the app directory, the
+    /// working directory of Helm and of runner-patch: `./…` or `../…`, never absolute. The app
+    /// directory itself has no symbolic link in it (it is the canonical working directory), so
+    /// `..` climbs physically.
+    fn from_app(&self, in_repo: &Path) -> PathBuf {
+        let mut app = self.app.components().peekable();
+        let mut rest = in_repo.components().peekable();
+        // Drop the start the app directory and the target have in common …
+        while app.peek().is_some() && app.peek() == rest.peek() {
+            app.next();
+            rest.next();
         }
-        Ok((absolute, kind))
+        // … climb out of the rest of the app directory, then down to the target.
+        let mut out = PathBuf::from(".");
+        out.extend(app.map(|_| ".."));
+        out.extend(rest);
+        out
     }
 
     /// Refuses the repository when a symbolic link anywhere in it resolves outside it (Helm
@@ -246,7 +267,7 @@ fn url_scheme(value: &str) -> Option<&str> {
     .then_some(scheme)
 }
 
-/// The chart directory (or archive), checked.
+/// The chart directory (or archive), checked, relative to the repository root.
 fn chart(repo: &Repository, env: &Env) -> Result<PathBuf, String> {
     let written = env.non_empty(CHART_ENV).unwrap_or(".");
     if let Some(scheme) = url_scheme(written) {
@@ -298,7 +319,7 @@ pub fn generate_args(
                 ));
             }
             None => match repo.resolve(&name, written)? {
-                (path, Kind::File) => values.push(path.into_os_string()),
+                (path, Kind::File) => values.push(repo.from_app(&path).into_os_string()),
                 (_, Kind::Directory) => {
                     return Err(format!(
                         "{name} {written:?} is a directory, not a values file"
@@ -309,7 +330,7 @@ pub fn generate_args(
     }
     let spec_written = env.non_empty(CONFIG_ENV).unwrap_or("runner-patch.yaml");
     let spec = match repo.resolve(CONFIG_ENV, spec_written)? {
-        (path, Kind::File) => path,
+        (path, Kind::File) => repo.from_app(&path),
         (_, Kind::Directory) => {
             return Err(format!(
                 "{CONFIG_ENV} {spec_written:?} is a directory, not a RunnerPatch spec"
@@ -348,11 +369,11 @@ pub fn generate_args(
     config.push(&spec);
     args.push(config);
     let mut root = OsString::from("--post-renderer-args=--file-root=");
-    root.push(&repo.root);
+    root.push(repo.from_app(Path::new("")));
     args.push(root);
     args.push("--".into());
     args.push(name.into());
-    args.push(chart.into_os_string());
+    args.push(repo.from_app(&chart).into_os_string());
     Ok(args)
 }
 
@@ -361,10 +382,11 @@ pub fn generate_args(
 pub fn init_args(env: &Env, repo: &Repository) -> Result<Option<Vec<OsString>>, String> {
     repo.check_symlinks()?;
     let chart = chart(repo, env)?;
-    if !chart.is_dir() {
+    let chart_dir = repo.root.join(&chart);
+    if !chart_dir.is_dir() {
         return Ok(None); // an archive carries its dependencies
     }
-    let chart_yaml = chart.join("Chart.yaml");
+    let chart_yaml = chart_dir.join("Chart.yaml");
     // Every link in the repository was checked to stay inside it: following is safe.
     let Ok(meta) = std::fs::metadata(&chart_yaml) else {
         return Ok(None);
@@ -379,9 +401,6 @@ pub fn init_args(env: &Env, repo: &Repository) -> Result<Option<Vec<OsString>>, 
     let Some(dependencies) = parsed.get("dependencies").and_then(|d| d.as_array()) else {
         return Ok(None);
     };
-    let chart_in_repo = chart
-        .strip_prefix(&repo.root)
-        .map_err(|_| "the chart is not inside the repository".to_owned())?;
     for (i, dep) in dependencies.iter().enumerate() {
         let Some(repository) = dep.get("repository").and_then(|r| r.as_str()) else {
             continue;
@@ -390,10 +409,10 @@ pub fn init_args(env: &Env, repo: &Repository) -> Result<Option<Vec<OsString>>, 
             continue; // chart repositories: fetched by Helm as Argo CD's own Helm support does
         };
         let source = format!("Chart.yaml dependencies[{i}].repository");
-        repo.resolve_from(chart_in_repo, &source, local)?;
+        repo.resolve_from(&chart, &source, local)?;
     }
     let mut args: Vec<OsString> = vec!["dependency".into(), "build".into(), "--".into()];
-    args.push(chart.into_os_string());
+    args.push(repo.from_app(&chart).into_os_string());
     Ok(Some(args))
 }
 
@@ -463,25 +482,41 @@ mod tests {
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        let root = repo.root.display().to_string();
         assert_eq!(
             args,
             [
-                "template".to_owned(),
-                "--namespace=ns --debug".into(),
-                format!("--values={root}/apps/x/-v.yaml"),
-                "--values=https://example.com/v.yaml".into(),
-                "--post-renderer=runner-patch".into(),
-                format!("--post-renderer-args=--config={root}/apps/x/runner-patch.yaml"),
-                format!("--post-renderer-args=--file-root={root}"),
-                "--".into(),
-                "--set=a=b".into(),
-                format!("{root}/apps/x"),
+                "template",
+                "--namespace=ns --debug",
+                "--values=./-v.yaml",
+                "--values=https://example.com/v.yaml",
+                "--post-renderer=runner-patch",
+                "--post-renderer-args=--config=./runner-patch.yaml",
+                "--post-renderer-args=--file-root=./../..",
+                "--",
+                "--set=a=b",
+                ".",
             ]
         );
         // Helm 3 runs this binary (or the operator's RUNNER_PATCH_BIN).
         let args = generate_args(&e, &repo, 3, Path::new("/bin/rp")).unwrap();
         assert!(args.iter().any(|a| a == "--post-renderer=/bin/rp"));
+    }
+
+    #[test]
+    fn resolved_paths_are_written_from_the_app_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("apps/x")).unwrap();
+        let e = env(
+            &[("ARGOCD_APP_SOURCE_PATH", "apps/x")],
+            &tmp.path().join("apps/x"),
+        );
+        let repo = Repository::locate(&e).unwrap();
+        let from = |p: &str| repo.from_app(Path::new(p)).display().to_string();
+        assert_eq!(from("apps/x"), ".");
+        assert_eq!(from("apps/x/v.yaml"), "./v.yaml");
+        assert_eq!(from("apps/y/v.yaml"), "./../y/v.yaml");
+        assert_eq!(from("shared/v.yaml"), "./../../shared/v.yaml");
+        assert_eq!(from(""), "./../..");
     }
 
     #[test]

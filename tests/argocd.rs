@@ -512,6 +512,11 @@ fn certificate_files_are_confined_to_the_repository_root() {
     for helm in [helm4(), helm3()] {
         let out = f.run(&helm, &[]);
         refused(&out, "leads outside the file root");
+        // Paths are given from the app directory: the message does not show where the CMP
+        // server unpacked the repository.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("/repo/"), "{stderr}");
+        assert!(stderr.contains("./runner-patch.yaml"), "{stderr}");
     }
 }
 
