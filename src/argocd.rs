@@ -195,7 +195,7 @@ impl Repository {
     /// working directory of Helm and of runner-patch: `./…` or `../…`, never absolute. The app
     /// directory itself has no symbolic link in it (it is the canonical working directory), so
     /// `..` climbs physically.
-    fn from_app(&self, in_repo: &Path) -> PathBuf {
+    fn seen_from_app(&self, in_repo: &Path) -> PathBuf {
         let mut app = self.app.components().peekable();
         let mut rest = in_repo.components().peekable();
         // Drop the start the app directory and the target have in common …
@@ -319,7 +319,7 @@ pub fn generate_args(
                 ));
             }
             None => match repo.resolve(&name, written)? {
-                (path, Kind::File) => values.push(repo.from_app(&path).into_os_string()),
+                (path, Kind::File) => values.push(repo.seen_from_app(&path).into_os_string()),
                 (_, Kind::Directory) => {
                     return Err(format!(
                         "{name} {written:?} is a directory, not a values file"
@@ -330,7 +330,7 @@ pub fn generate_args(
     }
     let spec_written = env.non_empty(CONFIG_ENV).unwrap_or("runner-patch.yaml");
     let spec = match repo.resolve(CONFIG_ENV, spec_written)? {
-        (path, Kind::File) => repo.from_app(&path),
+        (path, Kind::File) => repo.seen_from_app(&path),
         (_, Kind::Directory) => {
             return Err(format!(
                 "{CONFIG_ENV} {spec_written:?} is a directory, not a RunnerPatch spec"
@@ -369,11 +369,11 @@ pub fn generate_args(
     config.push(&spec);
     args.push(config);
     let mut root = OsString::from("--post-renderer-args=--file-root=");
-    root.push(repo.from_app(Path::new("")));
+    root.push(repo.seen_from_app(Path::new("")));
     args.push(root);
     args.push("--".into());
     args.push(name.into());
-    args.push(repo.from_app(&chart).into_os_string());
+    args.push(repo.seen_from_app(&chart).into_os_string());
     Ok(args)
 }
 
@@ -412,7 +412,7 @@ pub fn init_args(env: &Env, repo: &Repository) -> Result<Option<Vec<OsString>>, 
         repo.resolve_from(&chart, &source, local)?;
     }
     let mut args: Vec<OsString> = vec!["dependency".into(), "build".into(), "--".into()];
-    args.push(repo.from_app(&chart).into_os_string());
+    args.push(repo.seen_from_app(&chart).into_os_string());
     Ok(Some(args))
 }
 
@@ -511,7 +511,7 @@ mod tests {
             &tmp.path().join("apps/x"),
         );
         let repo = Repository::locate(&e).unwrap();
-        let from = |p: &str| repo.from_app(Path::new(p)).display().to_string();
+        let from = |p: &str| repo.seen_from_app(Path::new(p)).display().to_string();
         assert_eq!(from("apps/x"), ".");
         assert_eq!(from("apps/x/v.yaml"), "./v.yaml");
         assert_eq!(from("apps/y/v.yaml"), "./../y/v.yaml");
