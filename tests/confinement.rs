@@ -656,3 +656,119 @@ fn krm_function_config_files_are_confined_to_the_working_directory() {
         assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
     }
 }
+
+/// Kernels before 5.6 (RHEL 8's 4.18, for one) and some seccomp sandboxes have no `openat2`:
+/// cap-std then resolves component by component itself. The same refusals and the same benign
+/// reads, with `openat2` made to fail with ENOSYS by a seccomp filter on the child.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[test]
+fn the_same_without_openat2() {
+    use std::os::unix::process::CommandExt;
+
+    fn without_openat2(cmd: &mut Command) -> &mut Command {
+        const OPENAT2: u32 = 437; // the same number on x86_64 and aarch64
+        // BPF: load the syscall number; if openat2, fail with ENOSYS; else allow.
+        let filter = [
+            libc::sock_filter {
+                code: 0x20,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            }, // ld [nr]
+            libc::sock_filter {
+                code: 0x15,
+                jt: 0,
+                jf: 1,
+                k: OPENAT2,
+            }, // jeq
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+            },
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: libc::SECCOMP_RET_ALLOW,
+            },
+        ];
+        // SAFETY: only async-signal-safe calls (prctl) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let program = libc::sock_fprog {
+                    len: filter.len() as u16,
+                    filter: filter.as_ptr() as *mut libc::sock_filter,
+                };
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                    || libc::prctl(
+                        libc::PR_SET_SECCOMP,
+                        libc::SECCOMP_MODE_FILTER,
+                        &program as *const libc::sock_fprog,
+                    ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        }
+    }
+
+    let l = Layout::new();
+    fs::create_dir_all(l.app().join("certs/v2")).unwrap();
+    fs::write(l.app().join("certs/v2/gitlab.crt"), &l.gitlab_pem).unwrap();
+    symlink("v2/gitlab.crt", l.app().join("certs/current.crt")).unwrap();
+    symlink(
+        l.outside().join("secret.crt"),
+        l.app().join("certs/link.crt"),
+    )
+    .unwrap();
+    symlink(l.outside().join("dir"), l.app().join("linkdir")).unwrap();
+    symlink("../../outside/secret.crt", l.app().join("certs/rel.crt")).unwrap();
+    symlink("/proc/self/environ", l.app().join("environ.crt")).unwrap();
+    let fifo = l.app().join("pipe.crt");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = |file: &str| {
+        fs::write(l.app().join("runner-patch.yaml"), spec(&[file])).unwrap();
+        run_with_stdin(
+            without_openat2(
+                Command::new(BIN)
+                    .current_dir(l.app())
+                    .args(["--config", "runner-patch.yaml"])
+                    .env_remove("HELM_PLUGIN_NAME")
+                    .env("RUNNER_PATCH_TEST_TOKEN", ENV_SECRET),
+            ),
+            &input(),
+        )
+    };
+    for file in ["certs/current.crt", "certs/v2/../gitlab.crt"] {
+        let out = run(file);
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let not_inside = "is not a file inside the file root";
+    for file in [
+        "certs/link.crt",
+        "linkdir/ca.crt",
+        "certs/rel.crt",
+        "environ.crt",
+        "nothing.crt",
+    ] {
+        refused(&run(file), not_inside);
+    }
+    refused(&run("pipe.crt"), "is a FIFO");
+    refused(&run("../outside/secret.crt"), "leads outside");
+}
