@@ -520,6 +520,23 @@ fn certificate_files_are_confined_to_the_repository_root() {
     }
 }
 
+/// The reproduction: `file: /proc/self/environ` plus an Application env var holding a PEM
+/// block used to put the sidecar's whole environment into a ConfigMap.
+#[test]
+fn proc_self_environ_with_a_pem_in_the_environment_is_refused() {
+    let f = Fixture::new();
+    fs::write(
+        f.src().join("apps/gitlab-runner/runner-patch.yaml"),
+        SPEC.replace("../../shared/certs/gitlab.crt", "/proc/self/environ"),
+    )
+    .unwrap();
+    let pem_env = format!("{}{SIDECAR_TOKEN}", f.gitlab_pem);
+    for helm in [helm4(), helm3()] {
+        let out = f.run(&helm, &[("ARGOCD_ENV_CA", &pem_env)]);
+        refused(&out, "\"/proc/self/environ\" is an absolute path");
+    }
+}
+
 #[test]
 fn url_values_files_need_the_operators_scheme_allow_list() {
     let f = Fixture::new();
