@@ -84,6 +84,10 @@ pub enum Command {
     #[command(after_help = "Example (a merge request's CI job):\n  \
         helm template gitlab-runner gitlab/gitlab-runner -f values.yaml | runner-patch diff -c runner-patch.yaml --exit-code")]
     Diff(Box<DiffArgs>),
+    /// Argo CD Config Management Plugin steps (deploy/argocd/plugin.yaml): check every path the
+    /// Application names against the repository root, then run Helm with runner-patch.
+    #[command(subcommand)]
+    Argocd(ArgocdStep),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -110,6 +114,18 @@ pub struct DiffArgs {
         default_value_t = 3
     )]
     pub context: usize,
+}
+
+/// The CMP steps (run in the Argo CD sidecar with the app directory as working directory).
+#[derive(Debug, Subcommand)]
+pub enum ArgocdStep {
+    /// `init`: `helm dependency build` when the chart declares dependencies (`file://` ones must
+    /// be inside the repository).
+    Init,
+    /// `generate`: `helm template` of ARGOCD_ENV_CHART with the PARAM_VALUES_FILES_<n> values
+    /// files and runner-patch (ARGOCD_ENV_RUNNER_PATCH_CONFIG) as post-renderer; every path must
+    /// resolve inside the repository, URLs only for schemes in RUNNER_PATCH_VALUES_SCHEMES.
+    Generate,
 }
 
 /// Options of the stream filter.
@@ -162,6 +178,15 @@ pub struct PatchArgs {
     /// Say what changed on stderr even when stderr is not a terminal.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// Directory that certificate files must stay inside (default: the spec file's directory).
+    /// For the operator only: the Argo CD plugin sets it to the repository root. Under kustomize
+    /// only the environment variable counts.
+    #[arg(long, value_name = "DIR", env = crate::spec::files::FILE_ROOT_ENV)]
+    pub file_root: Option<PathBuf>,
+    /// Set when invoked as a kustomize legacy exec plugin: the --config file is kustomize's
+    /// temporary copy, so certificate files resolve against the working directory.
+    #[arg(long, hide = true)]
+    pub config_is_copy: bool,
     /// Manifest stream to read (`-` is stdin); without it, stdin when it is not a terminal.
     #[arg(value_name = "FILE")]
     pub input: Option<PathBuf>,

@@ -22,8 +22,9 @@ pub fn is_resource_list(input: &[u8]) -> bool {
         .is_some_and(|d| d.body.lines().any(|l| l.trim_end() == "kind: ResourceList"))
 }
 
-/// Reads a file (certificate `file:` entries, relative to the working directory).
-pub type ReadFile<'r> = &'r dyn Fn(&std::path::Path) -> std::io::Result<String>;
+/// Where certificate `file:` entries are read: the working directory, confined to it (the
+/// functionConfig, envs included, is written by the kustomization's author, so nothing widens it).
+pub type ReadFile<'r> = &'r spec::files::FileRoot;
 
 /// What a function run answers.
 #[derive(Debug)]
@@ -80,12 +81,7 @@ fn patch_items(
     }
     let config = list.get("functionConfig").cloned().unwrap_or(Value::Null);
     let mut draft = spec::from_value(&config, "functionConfig")?;
-    spec::resolve_certificate_files(
-        &mut draft.spec,
-        std::path::Path::new("."),
-        "functionConfig",
-        read,
-    )?;
+    spec::resolve_certificate_files(&mut draft.spec, read, "functionConfig")?;
     let (problems, found) = spec::check_certificates(&draft.spec, now);
     warnings.extend(found);
     if !problems.is_empty() {

@@ -14,12 +14,15 @@
 //!   [`release::register`] checks what `register --template-config` will make of the result.
 //! - [`pipeline`] — stream → locate → per-release patch → output ([`patch`], [`patch_pieces`]).
 //! - [`krm`] — the same pipeline behind a KRM ResourceList; [`cli`] — the command line;
-//!   [`diff`] — what a run would change, as unified diffs per document.
+//!   [`diff`] — what a run would change, as unified diffs per document;
+//!   [`argocd`] — the Argo CD plugin steps, which check an Application's paths before Helm runs.
 //!
-//! The library prints nothing and does no I/O but reading the input ([`manifest::source`]);
+//! The library prints nothing and does no I/O but reading the input ([`manifest::source`]),
+//! the confined certificate files ([`spec::files`]) and the checks of [`argocd`];
 //! `main` owns stdout, stderr and exit codes.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod argocd;
 pub mod cli;
 pub mod diff;
 pub mod error;

@@ -6,14 +6,16 @@ use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 use kube::CustomResourceExt;
-use runner_patch::cli::{Cli, Command, DiffArgs, PatchArgs};
+use runner_patch::cli::{ArgocdStep, Cli, Command, DiffArgs, PatchArgs};
 use runner_patch::manifest::source::Source;
 use runner_patch::manifest::yaml;
+use runner_patch::spec::files::{FILE_ROOT_ENV, FileRoot};
 use runner_patch::spec::{self, certificate};
 use runner_patch::{CompiledPatch, Error, RunnerPatch};
 
@@ -84,6 +86,14 @@ fn main() -> ExitCode {
         }
         Some(Command::HelmPostRender(args)) => run_filter(&args),
         Some(Command::Diff(args)) => run_diff(&args),
+        Some(Command::Argocd(step)) => run_argocd(&step),
+        None if cli.patch.config_is_copy && legacy_plugin_refusal(&cli.patch).is_some() => {
+            let what = legacy_plugin_refusal(&cli.patch).unwrap_or_default();
+            Reporter::new(None).error(&format!(
+                "{what} cannot be set by the transformer config (argsOneLiner/argsFromFile is written by the kustomization's author); only patch options can"
+            ));
+            Exit::Usage
+        }
         None => run_filter(&cli.patch),
     };
     ExitCode::from(exit as u8)
@@ -91,14 +101,83 @@ fn main() -> ExitCode {
 
 /// kustomize runs a legacy exec plugin as `…/runnerpatch/RunnerPatch CONFIG [ARGS…]` with the
 /// manifests on stdin. Installed under that name (a symlink to this binary), we turn the call into
-/// `runner-patch --config CONFIG ARGS…`.
+/// `runner-patch --config CONFIG --config-is-copy ARGS…`: CONFIG is a temporary copy, so
+/// certificate files resolve against the working directory (the kustomization root).
 fn kustomize_legacy_args(mut args: Vec<OsString>) -> Vec<OsString> {
     let invoked_as = args.first().map(Path::new).and_then(Path::file_name);
     if invoked_as == Some(OsStr::new(spec::KIND)) && args.len() >= 2 {
         let config = args.remove(1);
-        args.splice(1..1, [OsString::from("--config"), config]);
+        args.splice(
+            1..1,
+            [
+                OsString::from("--config"),
+                config,
+                OsString::from("--config-is-copy"),
+            ],
+        );
     }
     args
+}
+
+/// What the kustomization's author tried to set through the transformer config's
+/// `argsOneLiner`/`argsFromFile` that only the operator may: where files are read or written.
+fn legacy_plugin_refusal(args: &PatchArgs) -> Option<&'static str> {
+    let from_env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if args.input.is_some() {
+        Some("an input file")
+    } else if args.file_root != from_env(FILE_ROOT_ENV) {
+        Some("--file-root")
+    } else if args.error_file != from_env("RUNNER_PATCH_ERROR_FILE") {
+        Some("--error-file")
+    } else {
+        None
+    }
+}
+
+/// `runner-patch argocd init|generate`: check the Application's paths, then run helm in our
+/// place (exec: its exit status and output are the step's).
+fn run_argocd(step: &ArgocdStep) -> Exit {
+    let planned = (|| -> Result<Option<(OsString, Vec<OsString>)>, String> {
+        let env = runner_patch::argocd::Env::from_process()?;
+        let repo = runner_patch::argocd::Repository::locate(&env)?;
+        let helm = runner_patch::argocd::helm(&env);
+        Ok(match step {
+            ArgocdStep::Init => runner_patch::argocd::init_args(&env, &repo)?.map(|a| (helm, a)),
+            ArgocdStep::Generate => {
+                let major = runner_patch::argocd::helm_major(&env)?;
+                let exe = std::env::current_exe()
+                    .map_err(|e| format!("cannot locate runner-patch itself: {e}"))?;
+                Some((
+                    helm,
+                    runner_patch::argocd::generate_args(&env, &repo, major, &exe)?,
+                ))
+            }
+        })
+    })();
+    match planned {
+        Ok(None) => Exit::Ok,
+        Ok(Some((helm, args))) => {
+            let mut command = std::process::Command::new(&helm);
+            command.args(&args);
+            if matches!(step, ArgocdStep::Init) {
+                // Argo CD reads only generate's stdout; keep init's chatter on stderr.
+                if let Ok(fd) = io::stderr().as_fd().try_clone_to_owned() {
+                    command.stdout(std::process::Stdio::from(fd));
+                }
+            }
+            let error = std::os::unix::process::CommandExt::exec(&mut command);
+            Reporter::new(None).error(&format!("cannot run {}: {error}", helm.to_string_lossy()));
+            Exit::Internal
+        }
+        Err(message) => {
+            Reporter::new(None).error(&message);
+            Exit::Usage
+        }
+    }
 }
 
 /// Reports a failure and turns the result into an exit code.
@@ -250,36 +329,41 @@ fn warnings_are_errors(warnings: &[String]) -> Failure {
 }
 
 /// The spec from `--config` and the flags, with certificate files read (relative to the spec
-/// file), every certificate checked now, and compiled. Returns the warnings found.
+/// file, confined to it or to `--file-root`), every certificate checked now, and compiled.
+/// Returns the warnings found.
 fn prepare_spec(args: &PatchArgs) -> Result<(CompiledPatch, Vec<String>), Failure> {
     let mut base = PathBuf::from(".");
+    let mut spec_text = None;
     let mut draft = match &args.config {
         Some(path) => {
             let name = path.display().to_string();
             let source = Source::open(path).map_err(|e| {
                 Failure::new(Exit::Usage, format!("cannot read the spec {name}: {e}"))
             })?;
-            let text = utf8(source.bytes(), &name, Exit::Usage)?;
-            base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let text = spec_text.insert(utf8(source.bytes(), &name, Exit::Usage)?.to_owned());
+            // kustomize's temporary copy sits in /tmp: its files are the kustomization root's.
+            if !args.config_is_copy {
+                base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            }
             spec::load(text, &name)?
         }
         None => spec::Draft::new(Default::default(), "(command line)"),
     };
     draft.spec = args.to_spec(Some(std::mem::take(&mut draft.spec)))?;
     let origin = draft.origin.clone();
-    spec::resolve_certificate_files(&mut draft.spec, &base, &origin, &read_certificate)?;
+    let files = FileRoot::new(args.file_root.as_deref(), &base);
+    spec::resolve_certificate_files(&mut draft.spec, &files, &origin).map_err(
+        |e| match &spec_text {
+            Some(text) => spec::with_positions(e, text),
+            None => e,
+        },
+    )?;
     let (problems, warnings) = spec::check_certificates(&draft.spec, certificate::now());
     if !problems.is_empty() {
         return Err(Error::Spec { origin, problems }.into());
     }
     let spec = draft.compile()?;
     Ok((spec, warnings))
-}
-
-/// Reads a certificate file; bytes that are not UTF-8 (DER) reach the PEM check, which names them.
-fn read_certificate(path: &Path) -> io::Result<String> {
-    let source = Source::open(path).map_err(io::Error::other)?;
-    Ok(String::from_utf8_lossy(source.bytes()).into_owned())
 }
 
 /// `runner-patch check`: what the spec's certificates are and what a run would change.
@@ -397,7 +481,10 @@ fn run_krm(path: Option<&Path>) -> Exit {
 }
 
 fn krm(input: &str, reporter: &Reporter) -> Result<(), Failure> {
-    let outcome = runner_patch::krm::run(input, &read_certificate, certificate::now());
+    // The functionConfig (and the function's envs) come from the kustomization: the working
+    // directory is the root, and nothing widens it.
+    let files = FileRoot::new(None, Path::new("."));
+    let outcome = runner_patch::krm::run(input, &files, certificate::now());
     write_stdout(outcome.output.as_bytes())?;
     for w in &outcome.warnings {
         reporter.warning(w);

@@ -503,7 +503,7 @@ fn argocd_generate(helm: &Path, spec_text: Option<&str>) -> Output {
             .as_array()
             .unwrap()
             .iter()
-            .chain(cmp["spec"][step]["args"].as_array().unwrap())
+            .chain(cmp["spec"][step]["args"].as_array().into_iter().flatten())
             .map(|v| v.as_str().unwrap().to_owned())
             .collect();
         Command::new(&argv[0])

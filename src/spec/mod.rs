@@ -11,6 +11,7 @@
 
 pub mod certificate;
 pub mod compile;
+pub mod files;
 pub mod fragment;
 pub mod runner;
 pub mod schema;
@@ -114,7 +115,8 @@ pub struct Certificate {
     /// `gitlab`, `registry` or `ca`.
     #[serde(rename = "for")]
     pub purpose: CertPurpose,
-    /// PEM file, relative to the spec file.
+    /// PEM file, relative to the spec file and inside its directory (or the operator's
+    /// `--file-root`); only the certificates in it are used, re-encoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     /// Inline PEM.
@@ -130,16 +132,18 @@ pub struct Certificate {
     /// `/etc/docker/certs.d/<host>/ca.crt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_path: Option<String>,
-    /// The PEM read from `file` (filled in by [`resolve_certificate_files`]).
+    /// The certificates of `file` or `pem`, re-encoded from their DER (filled in by
+    /// [`resolve_certificate_files`]): the only PEM that reaches the output.
     #[serde(skip)]
     #[schemars(skip)]
     pub resolved_pem: Option<String>,
 }
 
 impl Certificate {
-    /// The PEM text runner-patch holds for this certificate (inline or read from `file`).
+    /// The PEM text runner-patch holds for this certificate: the re-encoded certificates once
+    /// resolved, else the inline text.
     pub fn pem_text(&self) -> Option<&str> {
-        self.pem.as_deref().or(self.resolved_pem.as_deref())
+        self.resolved_pem.as_deref().or(self.pem.as_deref())
     }
 
     /// The host without a port.
@@ -182,25 +186,29 @@ pub struct KeyRef {
     pub key: String,
 }
 
-/// Reads every `certificates[].file`, relative to `base` (the spec file's directory), with `read`.
+/// Reads every `certificates[].file` through `files` (confined to the file root, see
+/// [`files::FileRoot`]) and re-encodes the certificates of every `file` and inline `pem` from their
+/// DER ([`certificate::normalize`]): whatever else the text holds (comments, other blocks, lines
+/// such as `PASSWORD=…` around a certificate) never reaches the output, and no message quotes it.
 pub fn resolve_certificate_files(
     spec: &mut RunnerPatchSpec,
-    base: &std::path::Path,
+    files: &files::FileRoot,
     origin: &str,
-    read: &dyn Fn(&std::path::Path) -> std::io::Result<String>,
 ) -> Result<(), Error> {
     let mut problems = Vec::new();
     for (i, cert) in spec.certificates.iter_mut().enumerate() {
-        if let Some(file) = &cert.file {
-            let path = base.join(file);
-            match read(&path) {
-                Ok(text) => cert.resolved_pem = Some(text),
-                Err(e) => problems.push(SpecProblem {
-                    path: format!("spec.certificates[{i}].file"),
-                    position: None,
-                    message: format!("cannot read {}: {e}", path.display()),
-                }),
-            }
+        let (field, text) = match (&cert.file, &cert.pem) {
+            (Some(file), _) => ("file", files.read(file)),
+            (None, Some(pem)) => ("pem", Ok(pem.clone().into_bytes())),
+            (None, None) => continue,
+        };
+        match text.and_then(|bytes| certificate::normalize(&bytes)) {
+            Ok(pem) => cert.resolved_pem = Some(pem),
+            Err(message) => problems.push(SpecProblem {
+                path: format!("spec.certificates[{i}].{field}"),
+                position: None,
+                message,
+            }),
         }
     }
     if problems.is_empty() {
@@ -210,6 +218,26 @@ pub fn resolve_certificate_files(
             origin: origin.to_owned(),
             problems,
         })
+    }
+}
+
+/// `error` with the line and column of each problem's field in the spec `text`.
+pub fn with_positions(error: Error, text: &str) -> Error {
+    match error {
+        Error::Spec { origin, problems } => {
+            let positions = positions::collect(text);
+            Error::Spec {
+                origin,
+                problems: problems
+                    .into_iter()
+                    .map(|p| SpecProblem {
+                        position: p.position.or_else(|| positions.find(&p.path)),
+                        ..p
+                    })
+                    .collect(),
+            }
+        }
+        other => other,
     }
 }
 
