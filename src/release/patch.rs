@@ -90,11 +90,21 @@ pub(crate) fn patch(
             let executor = register::executor(&deploy.value, release.container);
             found.extend(register::template_warnings(doc, executor));
         }
-        out.warnings.extend(
-            found
-                .into_iter()
-                .map(|w| format!("{} data[{key:?}] {w}", cm.doc_ref)),
-        );
+        out.warnings.extend(found.into_iter().map(|note| {
+            let position = note
+                .line
+                .map(|line| {
+                    let stream = block_scalar_line(cm_doc, key)
+                        .map(|l| format!(", stream line {}", l + line))
+                        .unwrap_or_default();
+                    format!(" (TOML line {line}{stream})")
+                })
+                .unwrap_or_default();
+            format!(
+                "{} data[{key:?}] {}{position}: {}",
+                cm.doc_ref, note.path, note.message
+            )
+        }));
     }
     let new_cm = patch_configmap(cm, cm_doc, &release_toml, source, &mut out.warnings)?;
     // What register would do with env vars that shadow what was just written.
@@ -304,7 +314,8 @@ enum TomlSource<'v> {
     Found {
         key: &'static str,
         text: &'v str,
-        doc: Result<toml_edit::DocumentMut, TomlFailure>,
+        /// Parsed with key positions (for messages), made editable only for the edit.
+        doc: Result<toml_edit::Document<&'v str>, TomlFailure>,
     },
     /// `config.template.toml` is there but not a string.
     NotAString,
@@ -367,7 +378,7 @@ fn patch_configmap(
         }
     };
     let applied = parsed
-        .and_then(|parsed| toml::apply_parsed(text, parsed, patch))
+        .and_then(|parsed| toml::apply_parsed(text, parsed.into_mut(), patch))
         .map_err(|f| Error::Toml {
             doc: Box::new(cm.doc_ref.clone()),
             key: key.to_owned(),

@@ -11,7 +11,7 @@
 //!   checked when the spec is compiled).
 
 use serde_json::Value as Json;
-use toml_edit::{DocumentMut, Item};
+use toml_edit::{Document, Item, Value};
 
 use crate::error::{DocRef, Error};
 use crate::release::toml::TomlPatch;
@@ -342,22 +342,130 @@ pub fn executor(deployment: &Json, container: usize) -> Option<&str> {
 /// silently) or cannot read (wrong type, a value outside an enum), matched case-insensitively as
 /// the runner's decoder does.
 /// Problems at a key the patch writes (`writes`) are left out: the patch replaces that value.
-pub fn toml_problems(doc: &DocumentMut, writes: &[Write]) -> Vec<String> {
+pub fn toml_problems(doc: &Document<&str>, writes: &[Write]) -> Vec<TomlNote> {
     let json = crate::spec::fragment::table_to_json(doc.as_table());
     crate::spec::schema::check_folding_case(&json, runner::schema())
         .into_iter()
         .filter(|p| !overwritten(&p.path, writes))
-        .map(|p| {
-            if p.message.starts_with("unknown field") {
-                format!(
-                    "{}: {} (the runner ignores keys it does not know)",
-                    p.path, p.message
-                )
+        .map(|p| TomlNote {
+            line: line_of_path(doc, &p.path),
+            message: if p.message.starts_with("unknown field") {
+                format!("{} (the runner ignores keys it does not know)", p.message)
             } else {
-                format!("{}: {}", p.path, p.message)
-            }
+                p.message
+            },
+            path: p.path,
         })
         .collect()
+}
+
+/// A warning about a runner TOML: the key it is about, its 1-based TOML line, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TomlNote {
+    /// `runners[0].cache.Typ`.
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for TomlNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// The line of the key at `path` (`runners[0].cache.Typ`, `items["ca.crt"]`) in the parsed text,
+/// or of its closest ancestor that has a position.
+fn line_of_path(doc: &Document<&str>, path: &str) -> Option<usize> {
+    let text = doc.raw();
+    let mut node = Node::Item(doc.as_item());
+    let mut found = None;
+    for segment in path_segments(path) {
+        let (next, span) = match (node, segment) {
+            (Node::Item(Item::Table(t)), Step::Key(k)) => {
+                (t.get(&k).map(Node::Item), t.key(&k).and_then(|k| k.span()))
+            }
+            (Node::Item(Item::ArrayOfTables(a)), Step::Index(i)) => {
+                (a.get(i).map(Node::Table), a.get(i).and_then(|t| t.span()))
+            }
+            (Node::Table(t), Step::Key(k)) => {
+                (t.get(&k).map(Node::Item), t.key(&k).and_then(|k| k.span()))
+            }
+            (Node::Item(Item::Value(v)), step) | (Node::Value(v), step) => match (v, step) {
+                (Value::InlineTable(t), Step::Key(k)) => {
+                    (t.get(&k).map(Node::Value), t.key(&k).and_then(|k| k.span()))
+                }
+                (Value::Array(a), Step::Index(i)) => {
+                    (a.get(i).map(Node::Value), a.get(i).and_then(Value::span))
+                }
+                _ => (None, None),
+            },
+            _ => (None, None),
+        };
+        if let Some(span) = span {
+            found = Some(
+                1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..span.start.min(text.len())])
+                    .count(),
+            );
+        }
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    found
+}
+
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Item(&'a Item),
+    Table(&'a toml_edit::Table),
+    Value(&'a Value),
+}
+
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Splits a rendered path (`a.b[0]["c.d"]`, see `manifest::positions::render_path`) into steps.
+fn path_segments(path: &str) -> Vec<Step> {
+    let mut out = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            if let Some(quoted) = r.strip_prefix('"') {
+                // A quoted key, written with Rust's `{:?}`: find its closing quote. (Escapes JSON
+                // does not share, such as `\u{1b}`, leave the key unmatched: the line is then
+                // its table's.)
+                let mut escaped = false;
+                let end = quoted.char_indices().find_map(|(i, c)| {
+                    let close = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    close.then_some(i + 1)
+                });
+                let Some(end) = end else { break };
+                let key = serde_json::from_str::<String>(&r[..=end]).unwrap_or_default();
+                out.push(Step::Key(key));
+                rest = r[end + 1..].strip_prefix(']').unwrap_or("");
+            } else {
+                let Some((n, r)) = r.split_once(']') else {
+                    break;
+                };
+                match n.parse() {
+                    Ok(i) => out.push(Step::Index(i)),
+                    Err(_) => break,
+                }
+                rest = r;
+            }
+        } else {
+            let r = rest.strip_prefix('.').unwrap_or(rest);
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            out.push(Step::Key(r[..end].to_owned()));
+            rest = &r[end..];
+        }
+    }
+    out
 }
 
 /// True when `path` (`runners[0].kubernetes.pull_policy[1]`) is, or is inside, a key of `writes`.
@@ -379,18 +487,25 @@ fn overwritten(path: &str, writes: &[Write]) -> bool {
 }
 
 /// Warnings for what `register` with `executor` discards from the chart's template TOML.
-pub fn template_warnings(doc: &DocumentMut, executor: Option<&str>) -> Vec<String> {
+pub fn template_warnings(doc: &Document<&str>, executor: Option<&str>) -> Vec<TomlNote> {
     if executor != Some(runner::KUBERNETES_EXECUTOR) {
         return Vec::new();
     }
     let Some(Item::ArrayOfTables(runners)) = doc.get("runners") else {
         return Vec::new();
     };
-    runners
-        .iter()
-        .enumerate()
-        .flat_map(|(i, t)| runner::discarded(t, &format!("runners[{i}]")))
-        .collect()
+    let mut out = Vec::new();
+    for (i, t) in runners.iter().enumerate() {
+        for (key, message) in runner::discarded(t) {
+            let path = format!("runners[{i}].{key}");
+            out.push(TomlNote {
+                line: line_of_path(doc, &path),
+                path,
+                message,
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -574,42 +689,67 @@ namespace = \"from-spec\"\n",
 
     #[test]
     fn chart_toml_keys_are_checked_like_the_runner_reads_them() {
-        let doc: DocumentMut = "[[runners]]\n  [runners.Kubernetes]\n    Pull_Policy = \"always\"\n    privilegd = true\n  [runners.cache]\n    Typ = \"s3\"\n"
-            .parse()
-            .unwrap();
-        let found = toml_problems(&doc, &[]);
-        assert_eq!(found.len(), 2, "{found:#?}");
+        let text = "[[runners]]\n  [runners.Kubernetes]\n    Pull_Policy = \"always\"\n    privilegd = true\n  [runners.cache]\n    Typ = \"s3\"\n  [[runners.kubernetes.volumes.config_map]]\n    name = \"ca\"\n    mount_path = \"/ca\"\n    items = { \"ca.crt\" = 1 }\n";
+        let doc = Document::parse(text).unwrap();
+        let found: Vec<(String, Option<usize>)> = toml_problems(&doc, &[])
+            .into_iter()
+            .map(|n| (n.to_string(), n.line))
+            .collect();
+        assert_eq!(found.len(), 3, "{found:#?}");
         assert!(
-            found[0].starts_with("runners[0].Kubernetes.privilegd: unknown field")
-                && found[0].contains("`privileged`"),
+            found[0]
+                .0
+                .starts_with("runners[0].Kubernetes.privilegd: unknown field")
+                && found[0].0.contains("`privileged`"),
             "{found:#?}"
         );
+        assert_eq!(found[0].1, Some(4), "the key's own TOML line");
         assert!(
-            found[1].starts_with("runners[0].cache.Typ: unknown field `Typ`, did you mean `Type`?"),
+            found[1]
+                .0
+                .starts_with("runners[0].cache.Typ: unknown field `Typ`, did you mean `Type`?"),
             "{found:#?}"
         );
+        assert_eq!(found[1].1, Some(6));
+        assert!(
+            found[2].0.starts_with(
+                "runners[0].kubernetes.volumes.config_map[0].items[\"ca.crt\"]: expected a string"
+            ),
+            "{found:#?}"
+        );
+        assert_eq!(found[2].1, Some(10), "inside an inline table, quoted key");
 
         // What the patch writes replaces what was there: nothing to say about it.
-        let doc: DocumentMut = "[[runners]]\n  [runners.kubernetes]\n    pull_policy = \"IfNotPresent\"\n    privileged = \"yes\"\n"
-            .parse()
-            .unwrap();
+        let doc = Document::parse(
+            "[[runners]]\n  [runners.kubernetes]\n    pull_policy = \"IfNotPresent\"\n    privileged = \"yes\"\n",
+        )
+        .unwrap();
         assert_eq!(toml_problems(&doc, &[]).len(), 2);
         let found = toml_problems(&doc, &writes(&pull(&["if-not-present"])));
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(
-            found[0].starts_with("runners[0].kubernetes.privileged: expected a boolean"),
+            found[0]
+                .to_string()
+                .starts_with("runners[0].kubernetes.privileged: expected a boolean"),
             "{found:#?}"
         );
+        assert_eq!(found[0].line, Some(4));
     }
 
     #[test]
     fn chart_template_sections_register_discards() {
-        let doc: DocumentMut = "[[runners]]\n  url = \"https://x\"\n  [runners.docker]\n    image = \"a\"\n  [runners.kubernetes]\n    image = \"b\"\n"
-            .parse()
+        let doc = Document::parse("[[runners]]\n  url = \"https://x\"\n  [runners.docker]\n    image = \"a\"\n  [runners.kubernetes]\n    image = \"b\"\n")
             .unwrap();
         let found = template_warnings(&doc, Some("kubernetes"));
         assert_eq!(found.len(), 2, "{found:#?}");
-        assert!(found[1].starts_with("runners[0].docker: register discards"));
+        assert_eq!(found[0].line, Some(2));
+        assert!(
+            found[1]
+                .to_string()
+                .starts_with("runners[0].docker: register discards"),
+            "{found:#?}"
+        );
+        assert_eq!(found[1].line, Some(3));
         assert!(template_warnings(&doc, Some("docker")).is_empty());
     }
 }

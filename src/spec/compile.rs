@@ -147,9 +147,9 @@ pub fn compile(spec: RunnerPatchSpec, root: &str) -> Result<CompiledPatch, Vec<S
         .and_then(|text| match Fragment::parse(text) {
             Ok(fragment) => {
                 warnings.extend(
-                    runner::discarded(fragment.runner(), "runners")
+                    runner::discarded(fragment.runner())
                         .into_iter()
-                        .map(|w| format!("{root}.runnerToml: {w}")),
+                        .map(|(key, why)| format!("{root}.runnerToml: runners.{key}: {why}")),
                 );
                 Some(fragment)
             }

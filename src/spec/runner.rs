@@ -127,20 +127,23 @@ pub fn env_binding(key: &str) -> Option<&'static EnvBinding> {
 }
 
 /// What `register` with the kubernetes executor throws away from one `[[runners]]` table of a
-/// template, one message per section or key (`base` names the table in messages: `runners`,
-/// `runners[0]`). Keys are matched case-insensitively, as the runner's decoder does.
-pub fn discarded(runner: &toml_edit::Table, base: &str) -> Vec<String> {
+/// template: the key as written and why, one per section or key. Keys are matched
+/// case-insensitively, as the runner's decoder does.
+pub fn discarded(runner: &toml_edit::Table) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (key, item) in runner.iter() {
         let lower = key.to_ascii_lowercase();
         if let Some(section) = DISCARDED_SECTIONS.iter().find(|s| **s == lower) {
             if item.is_table_like() {
-                out.push(format!(
-                    "{base}.{key}: register discards the [runners.{section}] section with the {KUBERNETES_EXECUTOR} executor; nothing in it reaches the runner"
+                out.push((
+                    key.to_owned(),
+                    format!(
+                        "register discards the [runners.{section}] section with the {KUBERNETES_EXECUTOR} executor; nothing in it reaches the runner"
+                    ),
                 ));
             }
         } else if let Some((_, why)) = IGNORED_KEYS.iter().find(|(k, _)| *k == lower) {
-            out.push(format!("{base}.{key}: ignored by register, which {why}"));
+            out.push((key.to_owned(), format!("ignored by register, which {why}")));
         }
     }
     out
@@ -205,7 +208,10 @@ mod tests {
         let doc: toml_edit::DocumentMut = "url = \"https://x\"\nName = \"n\"\n[Docker]\nimage = \"a\"\n[kubernetes]\nimage = \"b\"\n[referees.metrics]\nqueries = []\n"
             .parse()
             .unwrap();
-        let found = discarded(doc.as_table(), "runners[0]");
+        let found: Vec<String> = discarded(doc.as_table())
+            .into_iter()
+            .map(|(k, m)| format!("runners[0].{k}: {m}"))
+            .collect();
         assert_eq!(found.len(), 4, "{found:#?}");
         assert!(
             found[0].starts_with("runners[0].url: ignored by register, which takes the URL"),

@@ -83,10 +83,11 @@ pub fn parse_count() -> usize {
     PARSES.load(Ordering::Relaxed)
 }
 
-/// Parses a runner TOML text.
-pub fn parse(text: &str) -> Result<DocumentMut, TomlFailure> {
+/// Parses a runner TOML text, keeping the positions of its keys (for messages) until
+/// [`toml_edit::Document::into_mut`] makes it editable.
+pub fn parse(text: &str) -> Result<toml_edit::Document<&str>, TomlFailure> {
     PARSES.fetch_add(1, Ordering::Relaxed);
-    text.parse().map_err(|e: toml_edit::TomlError| TomlFailure {
+    toml_edit::Document::parse(text).map_err(|e: toml_edit::TomlError| TomlFailure {
         line: e.span().map(|s| line_of(text, s.start)),
         path: None,
         message: format!("invalid TOML: {}", e.message().trim_end()),
@@ -95,10 +96,10 @@ pub fn parse(text: &str) -> Result<DocumentMut, TomlFailure> {
 
 /// Applies `patch` to every `[[runners]]` entry of `text`.
 pub fn apply(text: &str, patch: &TomlPatch) -> Result<Applied, TomlFailure> {
-    apply_parsed(text, parse(text)?, patch)
+    apply_parsed(text, parse(text)?.into_mut(), patch)
 }
 
-/// Like [`apply`], on `doc`, the result of [`parse`]`(text)`.
+/// Like [`apply`], on `doc`, the result of [`parse`]`(text)` made editable.
 pub fn apply_parsed(
     text: &str,
     mut doc: DocumentMut,
@@ -170,7 +171,7 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// The job namespace of the first `[[runners]]` (`[runners.kubernetes] namespace`), if set.
-pub fn job_namespace(doc: &DocumentMut) -> Option<String> {
+pub fn job_namespace(doc: &Table) -> Option<String> {
     let runners = doc.get("runners")?.as_array_of_tables()?;
     let ns = runners
         .get(0)?
@@ -181,7 +182,7 @@ pub fn job_namespace(doc: &DocumentMut) -> Option<String> {
 }
 
 /// True when the TOML has at least one `[[runners]]` entry.
-pub fn has_runners(doc: &DocumentMut) -> bool {
+pub fn has_runners(doc: &Table) -> bool {
     matches!(doc.get("runners"), Some(Item::ArrayOfTables(a)) if !a.is_empty())
 }
 
