@@ -55,14 +55,23 @@ pub(crate) fn patch(
     let cm_doc = &docs[release.configmap];
     // The runner TOML is parsed once here; the checks and the edit share the document.
     let source = toml_source(cm);
+    // `register --template-config` reads the template, and the env vars win over it; with
+    // `runners.configOverride` the runner runs config.toml as it is and env vars change nothing.
+    let through_register = !matches!(
+        source,
+        TomlSource::Found {
+            key: "config.toml",
+            ..
+        }
+    );
+    let toml_namespace = match &source {
+        TomlSource::Found { doc: Ok(doc), .. } => toml::job_namespace(doc),
+        _ => None,
+    };
     let job_namespace = register::job_namespace(
-        &deploy.value,
-        release.container,
+        through_register.then_some((&deploy.value, release.container)),
         spec.fragment.as_ref(),
-        match &source {
-            TomlSource::Found { doc: Ok(doc), .. } => toml::job_namespace(doc),
-            _ => None,
-        },
+        toml_namespace,
     );
     let plan = plan_certificates(
         &spec.certificates,
@@ -108,13 +117,17 @@ pub(crate) fn patch(
     }
     let new_cm = patch_configmap(cm, cm_doc, &release_toml, source, &mut out.warnings)?;
     // What register would do with env vars that shadow what was just written.
-    let env = register::check_env(
-        &deploy.value,
-        &deploy.doc_ref,
-        release.container,
-        &writes,
-        spec.env_conflicts,
-    )?;
+    let env = if through_register {
+        register::check_env(
+            &deploy.value,
+            &deploy.doc_ref,
+            release.container,
+            &writes,
+            spec.env_conflicts,
+        )?
+    } else {
+        register::EnvPlan::default()
+    };
     out.warnings.extend(env.warnings);
     let removed_env: Vec<String> = env
         .remove

@@ -294,13 +294,12 @@ fn show(value: &Json) -> String {
     }
 }
 
-/// The namespace job pods will run in, as `register` will configure it: the patch's own
-/// `namespace` when the fragment sets one (an env var that disagrees is refused or removed, see
-/// [`check_env`]), else a literal `KUBERNETES_NAMESPACE` on the runner container (it beats the
-/// template), else the chart TOML's `namespace`.
+/// The namespace job pods will run in: the patch's own `namespace` when the fragment sets one (an
+/// env var that disagrees is refused or removed, see [`check_env`]), else — when the TOML goes
+/// through `register`, whose runner container is `register_env` — a literal `KUBERNETES_NAMESPACE`
+/// there (it beats the template), else the chart TOML's `namespace`.
 pub fn job_namespace(
-    deployment: &Json,
-    container: usize,
+    register_env: Option<(&Json, usize)>,
     fragment: Option<&crate::spec::fragment::Fragment>,
     toml_namespace: Option<String>,
 ) -> Option<String> {
@@ -312,8 +311,10 @@ pub fn job_namespace(
     }) {
         return Some(ns);
     }
-    let env = deployment
-        .pointer(&format!("/spec/template/spec/containers/{container}/env"))
+    let env = register_env
+        .and_then(|(deployment, container)| {
+            deployment.pointer(&format!("/spec/template/spec/containers/{container}/env"))
+        })
         .and_then(Json::as_array)
         .and_then(|env| {
             env.iter()
@@ -669,11 +670,16 @@ mod tests {
         let without = deployment(json!([]));
         let toml = || Some("from-toml".to_owned());
         assert_eq!(
-            job_namespace(&with_env, 0, None, toml()).as_deref(),
+            job_namespace(Some((&with_env, 0)), None, toml()).as_deref(),
             Some("from-env")
         );
         assert_eq!(
-            job_namespace(&without, 0, None, toml()).as_deref(),
+            job_namespace(Some((&without, 0)), None, toml()).as_deref(),
+            Some("from-toml")
+        );
+        // `runners.configOverride`: no register step, the env var changes nothing.
+        assert_eq!(
+            job_namespace(None, None, toml()).as_deref(),
             Some("from-toml")
         );
         let fragment = Fragment::parse(
@@ -682,7 +688,7 @@ namespace = \"from-spec\"\n",
         )
         .unwrap();
         assert_eq!(
-            job_namespace(&with_env, 0, Some(&fragment), toml()).as_deref(),
+            job_namespace(Some((&with_env, 0)), Some(&fragment), toml()).as_deref(),
             Some("from-spec")
         );
     }
