@@ -72,15 +72,10 @@ pub(crate) fn patch(
     let checksum = (new_cm.is_some() || !plan.trust.generated.is_empty())
         .then(|| checksum(&cm.value, new_cm.as_ref(), &plan.trust.generated));
     if let Some(change) = &new_cm {
-        let text = match render_in_place(cm_doc, change) {
-            Some(text) => text,
-            None => {
-                let mut value = cm.value.clone();
-                value["data"][change.key] = Value::String(change.text.clone());
-                render(cm_doc, &value, &cm.doc_ref)?
-            }
-        };
-        out.rewritten.push((release.configmap, text));
+        let mut intended = cm.value.clone();
+        intended["data"][change.key] = Value::String(change.text.clone());
+        out.rewritten
+            .push((release.configmap, edit_in_place(cm_doc, &cm.value, &intended, &cm.doc_ref)?));
         out.changes.push(format!(
             "updated {}: data[{:?}]",
             short(&cm.doc_ref),
@@ -95,11 +90,12 @@ pub(crate) fn patch(
         certs: Some((plan.certs_dir, plan.trust.manager_sources.as_slice())),
     };
     let Parsed {
-        value: mut deploy_value,
+        value: before,
         doc_ref: deploy_ref,
     } = deploy;
+    let mut after = before.clone();
     let changed =
-        pod::apply(&mut deploy_value, release.container, &pod_patch).map_err(|f| Error::Field {
+        pod::apply(&mut after, release.container, &pod_patch).map_err(|f| Error::Field {
             doc: Box::new(deploy_ref.clone()),
             field: f.field,
             message: f.message,
@@ -109,7 +105,7 @@ pub(crate) fn patch(
             .push(format!("updated {}: pod template", short(&deploy_ref)));
         out.rewritten.push((
             release.deployment,
-            render(&docs[release.deployment], &deploy_value, &deploy_ref)?,
+            edit_in_place(&docs[release.deployment], &before, &after, &deploy_ref)?,
         ));
     }
     // Generated ConfigMaps: updated where an earlier run put them, otherwise appended.
@@ -134,8 +130,10 @@ pub(crate) fn patch(
         match found.generated.get(&key) {
             Some(&pos) if found.parsed[&pos].value == *generated => {}
             Some(&pos) => {
-                out.rewritten
-                    .push((pos, render(&docs[pos], generated, &doc_ref)?));
+                out.rewritten.push((
+                    pos,
+                    edit_in_place(&docs[pos], &found.parsed[&pos].value, generated, &doc_ref)?,
+                ));
             }
             None => {
                 out.changes.push(format!("generated {}", short(&doc_ref)));
@@ -312,17 +310,6 @@ struct ConfigMapChange {
     text: String,
 }
 
-/// Rewrites only the TOML scalar in the document's own text, so that the rest of the ConfigMap
-/// stays byte for byte. `None` (fall back to re-emitting) when the text cannot be edited in place;
-/// [`edit::replace_data_value`] verifies what it wrote.
-fn render_in_place(doc: &Doc<'_>, change: &ConfigMapChange) -> Option<String> {
-    if doc.uses_crlf() || doc.body.starts_with("---") {
-        return None;
-    }
-    let body = edit::replace_data_value(doc.body, change.key, &change.text)?;
-    Some([doc.head, body.as_str(), doc.tail].concat())
-}
-
 /// The stream line of `key:` when its value is a block scalar (TOML line n is at that line + n).
 fn block_scalar_line(doc: &Doc<'_>, key: &str) -> Option<usize> {
     doc.body.lines().enumerate().find_map(|(i, line)| {
@@ -375,27 +362,17 @@ fn checksum(configmap: &Value, change: Option<&ConfigMapChange>, generated: &[Va
         .collect()
 }
 
-/// Re-emits a changed document: its head (`---`, `# Source:` …) and tail stay as they were.
-fn render(doc: &Doc<'_>, value: &Value, doc_ref: &DocRef) -> Result<String, Error> {
-    let mut body = yaml::emit(value).map_err(|message| Error::Fidelity {
+/// The document's text edited in place so that it reads as `after` (see [`edit::rewrite`]); its
+/// head (`---`, `# Source:` …) and tail stay as they were. The edit is read back and compared
+/// with `after` in every build: a mismatch is an error naming the document and the field.
+fn edit_in_place(doc: &Doc<'_>, before: &Value, after: &Value, doc_ref: &DocRef) -> Result<String, Error> {
+    let body = edit::rewrite(doc.body, before, after).map_err(|e| Error::Field {
         doc: Box::new(doc_ref.clone()),
-        message,
+        field: if e.field.is_empty() { "(document)".into() } else { e.field },
+        message: e.message,
     })?;
-    if doc.body.starts_with("---") {
-        // The marker shared its line with content (`--- {…}`); give it a line of its own.
-        body.insert_str(0, "---\n");
-    }
-    if !doc.body.ends_with('\n') && doc.tail.is_empty() {
-        body.truncate(body.trim_end_matches('\n').len());
-    }
-    if doc.uses_crlf() {
-        body = body.replace('\n', "\r\n");
-    }
-    let mut out = String::with_capacity(doc.head.len() + body.len() + doc.tail.len());
-    out.push_str(doc.head);
-    out.push_str(&body);
-    out.push_str(doc.tail);
-    Ok(out)
+    let body = body.as_deref().unwrap_or(doc.body);
+    Ok([doc.head, body, doc.tail].concat())
 }
 
 /// `Kind ns/name` for change lines.
