@@ -280,22 +280,23 @@ impl Builder<'_> {
                 // The span starts at the content; the node starts at its `|`/`>` indicator,
                 // found by skipping what may stand between the previous token and it.
                 let mut i = self.prev_end;
-                while i < s {
+                let limit = e.max(s).min(bytes.len());
+                while i < limit {
                     match bytes[i] {
                         b' ' | b'\t' | b'\r' | b'\n' | b':' | b'-' | b'?' => i += 1,
                         b'#' => i = line_end(self.text, i),
                         b'&' | b'!' => {
-                            while i < s && !matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n') {
+                            while i < limit && !matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n') {
                                 i += 1;
                             }
                         }
                         _ => break,
                     }
                 }
-                if i >= s.max(1) || !matches!(bytes.get(i), Some(b'|' | b'>')) {
+                if i >= limit || !matches!(bytes.get(i), Some(b'|' | b'>')) {
                     return Err(unsupported("", "cannot find a block scalar's indicator"));
                 }
-                let end = i + self.text[i..e.max(i)].trim_end().len();
+                let end = block_scalar_end(self.text, i, e);
                 Ok(Node {
                     start: i,
                     end,
@@ -615,8 +616,12 @@ impl Editor<'_> {
                 .iter()
                 .map(|(k, v)| format!("{}: {}", json_quoted(k), flow_text(v)))
                 .collect();
-            let sep = if entries.is_empty() { "" } else { ", " };
-            self.splice(map.end - 1, map.end - 1, format!("{sep}{}", parts.join(", ")));
+            // After the last entry (so a multi-line flow mapping keeps its closing line), or
+            // inside the braces of an empty one.
+            let (at, sep) = entries
+                .last()
+                .map_or((map.end - 1, ""), |(_, _, v)| (v.end, ", "));
+            self.splice(at, at, format!("{sep}{}", parts.join(", ")));
             return Ok(());
         }
         let Some((_, first_key, _)) = entries.first() else {
@@ -642,8 +647,8 @@ impl Editor<'_> {
         };
         if *flow {
             let parts: Vec<String> = added.iter().map(flow_text).collect();
-            let sep = if items.is_empty() { "" } else { ", " };
-            self.splice(seq.end - 1, seq.end - 1, format!("{sep}{}", parts.join(", ")));
+            let (at, sep) = items.last().map_or((seq.end - 1, ""), |last| (last.end, ", "));
+            self.splice(at, at, format!("{sep}{}", parts.join(", ")));
             return Ok(());
         }
         let Some((dash_col, content_col)) = items.first().and_then(|f| dash_layout(self.text, f.start))
@@ -869,6 +874,38 @@ fn dash_layout(text: &str, start: usize) -> Option<(usize, usize)> {
         return None;
     }
     Some((dash, prefix.len()))
+}
+
+/// The end of a block scalar whose indicator is at `indicator` and whose span ends at `span_end`
+/// (the next token): the end of its last line that is content. Trailing blank lines no deeper
+/// than the content's indentation are not content (Helm leaves such lines after every block);
+/// whitespace-only lines deeper than that are (they read as spaces).
+fn block_scalar_end(text: &str, indicator: usize, span_end: usize) -> usize {
+    let header_end = line_end(text, indicator);
+    let region_end = if span_end >= text.len() || column(text, span_end) == 0 {
+        span_end.min(text.len())
+    } else {
+        line_start(text, span_end)
+    };
+    if region_end <= header_end {
+        return indicator + text[indicator..header_end.min(text.len())].trim_end().len();
+    }
+    let lines = &text[header_end..region_end];
+    let indent = lines
+        .split('\n')
+        .find(|l| !l.trim().is_empty())
+        .map_or(0, |l| l.len() - l.trim_start_matches(' ').len());
+    let mut end = region_end;
+    while end > header_end {
+        let ls = line_start(text, end - 1).max(header_end);
+        let line = text[ls..end].trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() && line.len() <= indent {
+            end = ls;
+        } else {
+            return ls + line.len();
+        }
+    }
+    indicator + text[indicator..header_end].trim_end().len()
 }
 
 fn line_start(text: &str, pos: usize) -> usize {
