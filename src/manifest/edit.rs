@@ -414,6 +414,14 @@ impl Editor<'_> {
                             };
                             path.push(Segment::Key(k.clone()));
                             self.diff(value, ov, nv, place, path)?;
+                            // Earlier entries of a repeated key are shadowed (go-yaml v2 keeps
+                            // the last, yaml.v3 rejects the document): the edited key loses them,
+                            // so that every reader reads the one that was edited.
+                            for (_, dup_key, dup_value) in entries.iter().filter(|(text, key, _)| {
+                                text.as_deref() == Some(k.as_str()) && key.start != entry_key_start(entries, k)
+                            }) {
+                                self.remove_entry(node, dup_key, dup_value, path)?;
+                            }
                             path.pop();
                         }
                         None => added.push((k.as_str(), nv)),
@@ -840,6 +848,10 @@ fn same_item(a: &Value, b: &Value) -> bool {
             (a.get("name").and_then(Value::as_str), b.get("name").and_then(Value::as_str)),
             (Some(x), Some(y)) if x == y
         )
+}
+
+fn entry_key_start(entries: &[(Option<String>, Node, Node)], k: &str) -> usize {
+    entry(entries, k).map_or(usize::MAX, |(_, key, _)| key.start)
 }
 
 /// The last entry with key `k` (the one a reader keeps when a key is repeated).
