@@ -626,9 +626,9 @@ impl Editor<'_> {
                 .collect();
             // After the last entry (so a multi-line flow mapping keeps its closing line), or
             // inside the braces of an empty one.
-            let (at, sep) = entries
-                .last()
-                .map_or((map.end - 1, ""), |(_, _, v)| (v.end, ", "));
+            let (at, sep) = entries.last().map_or((map.end - 1, String::new()), |(_, _, v)| {
+                (v.end, self.flow_separator(map, v.end))
+            });
             self.splice(at, at, format!("{sep}{}", parts.join(", ")));
             return Ok(());
         }
@@ -655,7 +655,9 @@ impl Editor<'_> {
         };
         if *flow {
             let parts: Vec<String> = added.iter().map(flow_text).collect();
-            let (at, sep) = items.last().map_or((seq.end - 1, ""), |last| (last.end, ", "));
+            let (at, sep) = items.last().map_or((seq.end - 1, String::new()), |last| {
+                (last.end, self.flow_separator(seq, last.end))
+            });
             self.splice(at, at, format!("{sep}{}", parts.join(", ")));
             return Ok(());
         }
@@ -669,6 +671,19 @@ impl Editor<'_> {
         }
         self.insert_lines(seq.end, lines);
         Ok(())
+    }
+
+    /// What goes between a flow collection's last item (ending at `last_end`) and new ones: in
+    /// a collection written over several lines, a line break, the last item's indentation and
+    /// the comma, so that every existing line stays as it was.
+    fn flow_separator(&self, collection: &Node, last_end: usize) -> String {
+        if !self.text[collection.start..collection.end].contains('\n') {
+            return ", ".into();
+        }
+        let ls = line_start(self.text, last_end);
+        let line = &self.text[ls..last_end];
+        let pad = line.len() - line.trim_start_matches(' ').len();
+        format!("\n{}, ", " ".repeat(pad))
     }
 
     fn remove_item(&mut self, seq: &Node, i: usize, path: &[Segment]) -> Result<(), EditError> {
