@@ -58,7 +58,7 @@ pub(crate) fn patch(
     let mut out = Output::default();
     let cm = &found.parsed[&release.configmap];
     let cm_doc = &docs[release.configmap];
-    let plan = plan_certificates(spec, cm, &deploy, release.container, &mut out.warnings);
+    let plan = plan_certificates(spec, cm, &deploy, release.container, &mut out.warnings)?;
     let mut release_toml = toml_patch.clone();
     release_toml
         .config_map_volumes
@@ -169,7 +169,7 @@ fn plan_certificates(
     deploy: &Parsed,
     container: usize,
     warnings: &mut Vec<String>,
-) -> CertPlan {
+) -> Result<CertPlan, Error> {
     let pod = deploy.value.pointer("/spec/template/spec");
     let runs_as_root = |ctx: Option<&Value>| {
         ctx.and_then(|c| c.get("runAsUser")).and_then(Value::as_i64) == Some(0)
@@ -183,10 +183,10 @@ fn plan_certificates(
         trust::CERTS_DIR
     };
     if spec.certificates.is_empty() {
-        return CertPlan {
+        return Ok(CertPlan {
             trust: trust::Plan::default(),
             certs_dir,
-        };
+        });
     }
     let data = cm.value.get("data");
     let toml_text = data
@@ -209,7 +209,23 @@ fn plan_certificates(
         labels,
         certs_dir,
     };
-    let mut plan = trust::plan(&spec.certificates, &info);
+    let mut plan = trust::plan(&spec.certificates, &info).map_err(|clash| {
+        let host = |i: usize| &spec.certificates[i].host;
+        Error::Spec {
+            origin: "(spec)".into(),
+            problems: vec![crate::error::SpecProblem {
+                path: format!("spec.certificates[{}].host", clash.second),
+                position: None,
+                message: format!(
+                    "{:?} and spec.certificates[{}].host {:?} would both generate ConfigMap {:?} (a name keeps only letters, digits and dashes), and one certificate would be lost; give one of them a configMap or secret of your own",
+                    host(clash.second),
+                    clash.first,
+                    host(clash.first),
+                    clash.name
+                ),
+            }],
+        }
+    })?;
     // The runner uses certs/<host>.crt for the URL's host only: say so when they differ.
     let url = c
         .and_then(|c| c.get("env"))
@@ -244,10 +260,10 @@ fn plan_certificates(
             plan.tls_ca_file = None;
         }
     }
-    CertPlan {
+    Ok(CertPlan {
         trust: plan,
         certs_dir,
-    }
+    })
 }
 
 /// Applies the TOML patch to the runner ConfigMap; `None` when it already holds everything.
