@@ -20,7 +20,7 @@
 //! re-emitted. And the result is always read again and compared with the intended value, in every
 //! build: a rewrite that does not read back as exactly `new` is an error, never output.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use serde_json::Value;
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
@@ -34,6 +34,8 @@ pub struct EditError {
     /// whole document.
     pub field: String,
     pub message: String,
+    /// A byte offset of `body` the message refers to (an alias), if any.
+    pub at: Option<usize>,
 }
 
 /// `body` (one document's YAML, which reads as `old`) rewritten so that it reads as `new`, or
@@ -64,6 +66,7 @@ pub fn read_back(text: &str, intended: &Value) -> Result<(), EditError> {
         Ok(back) => Err(EditError {
             field: first_difference(&back, intended, &mut Vec::new()).unwrap_or_default(),
             message: "the edited document does not read back as the intended value; nothing was written".into(),
+            at: None,
         }),
         Err(e) => Err(EditError {
             field: String::new(),
@@ -71,6 +74,7 @@ pub fn read_back(text: &str, intended: &Value) -> Result<(), EditError> {
                 "the edited document does not parse ({}); nothing was written",
                 yaml::describe_error(&e).0
             ),
+            at: None,
         }),
     }
 }
@@ -113,8 +117,8 @@ enum Kind {
 
 struct Tree {
     root: Node,
-    /// Anchor ids some alias refers to.
-    aliased: HashSet<usize>,
+    /// Anchor ids some alias refers to, with the offset of the first such alias.
+    aliased: HashMap<usize, usize>,
     /// How far a block list under a key is indented past the key (0: `key:⏎- a`, 2: `key:⏎  - a`),
     /// as the document's first such list does it.
     seq_indent: usize,
@@ -129,6 +133,7 @@ impl Tree {
             let (event, span) = item.map_err(|e| EditError {
                 field: String::new(),
                 message: format!("cannot be parsed for editing: {e}"),
+                at: None,
             })?;
             let keep = matches!(
                 event,
@@ -152,7 +157,7 @@ impl Tree {
         let mut builder = Builder {
             text,
             prev_end: 0,
-            aliased: HashSet::new(),
+            aliased: HashMap::new(),
             seq_indent: None,
         };
         let mut events: Events<'_> = events.into_iter().peekable();
@@ -169,7 +174,7 @@ struct Builder<'t> {
     text: &'t str,
     /// End of the last token read (a scalar, an alias or a bracket).
     prev_end: usize,
-    aliased: HashSet<usize>,
+    aliased: HashMap<usize, usize>,
     seq_indent: Option<usize>,
 }
 
@@ -186,7 +191,7 @@ impl Builder<'_> {
                 Ok(node)
             }
             Event::Alias(id) => {
-                self.aliased.insert(id);
+                self.aliased.entry(id).or_insert(s);
                 self.prev_end = e;
                 Ok(Node {
                     start: s,
@@ -368,7 +373,7 @@ struct Splice {
 struct Editor<'t> {
     text: &'t str,
     eol: &'static str,
-    aliased: &'t HashSet<usize>,
+    aliased: &'t HashMap<usize, usize>,
     seq_indent: usize,
     splices: Vec<Splice>,
 }
@@ -388,11 +393,15 @@ impl Editor<'_> {
         if matches!(node.kind, Kind::Alias) {
             return Err(refuse(path, "is an alias (`*…`); an edit here would not stay local"));
         }
-        if node.anchor != 0 && self.aliased.contains(&node.anchor) {
-            return Err(refuse(
+        if node.anchor != 0
+            && let Some(&alias) = self.aliased.get(&node.anchor)
+        {
+            let mut err = refuse(
                 path,
                 "carries an anchor (`&…`) that an alias elsewhere in the document repeats; editing it would change both, so runner-patch refuses",
-            ));
+            );
+            err.at = Some(alias);
+            return Err(err);
         }
         match (&node.kind, old, new) {
             (Kind::Map { flow, entries }, Value::Object(o), Value::Object(n)) => {
@@ -951,6 +960,7 @@ fn unsupported(field: &str, message: &str) -> EditError {
     EditError {
         field: field.to_owned(),
         message: format!("cannot be edited in place: {message}"),
+        at: None,
     }
 }
 
@@ -958,6 +968,7 @@ fn refuse(path: &[Segment], message: &str) -> EditError {
     EditError {
         field: render_path(path),
         message: message.to_owned(),
+        at: None,
     }
 }
 

@@ -384,8 +384,19 @@ fn checksum(configmap: &Value, change: Option<&ConfigMapChange>, generated: &[Va
 fn edit_in_place(doc: &Doc<'_>, before: &Value, after: &Value, doc_ref: &DocRef) -> Result<String, Error> {
     let body = edit::rewrite(doc.body, before, after).map_err(|e| Error::Field {
         doc: Box::new(doc_ref.clone()),
-        field: if e.field.is_empty() { "(document)".into() } else { e.field },
-        message: e.message,
+        field: if e.field.is_empty() {
+            "(document)".into()
+        } else {
+            e.field
+        },
+        message: match e.at {
+            Some(at) => format!(
+                "{} (stream line {})",
+                e.message,
+                doc.body_line + doc.body[..at].matches('\n').count()
+            ),
+            None => e.message,
+        },
     })?;
     let body = body.as_deref().unwrap_or(doc.body);
     Ok([doc.head, body, doc.tail].concat())
