@@ -64,7 +64,7 @@ pub fn find(docs: &[Doc<'_>], selector: Option<&Selector>) -> Result<Found, Erro
         }
     }
     let scanned = docs.iter().filter(|d| !d.is_empty()).count();
-    locator.finish(docs.len(), scanned)
+    locator.finish(scanned)
 }
 
 /// [`find`] in steps that a caller can spread over threads: [`Locator::is_candidate`] on every
@@ -140,8 +140,8 @@ impl<'s> Locator<'s> {
         self.found.parsed.insert(pos, Parsed { value, doc_ref });
     }
 
-    /// Pairs what was classified in a stream of `count` documents, `scanned` of them non-empty.
-    pub fn finish(self, count: usize, scanned: usize) -> Result<Found, Error> {
+    /// Pairs what was classified in a stream of which `scanned` documents are non-empty.
+    pub fn finish(self, scanned: usize) -> Result<Found, Error> {
         let Locator {
             selector,
             mut found,
@@ -150,7 +150,8 @@ impl<'s> Locator<'s> {
             ..
         } = self;
         found.scanned = scanned;
-        let mut paired = vec![false; count];
+        // Paired ConfigMaps by position (a set, not a flag per document of the stream).
+        let mut paired = std::collections::BTreeSet::new();
         for (pos, cm_name, container) in deployments {
             let d = &found.parsed[&pos];
             let ns = &d.doc_ref.namespace;
@@ -184,7 +185,7 @@ impl<'s> Locator<'s> {
                     });
                 }
             };
-            if paired[configmap] {
+            if !paired.insert(configmap) {
                 return Err(Error::Pairing {
                     doc: Box::new(d.doc_ref.clone()),
                     message: format!(
@@ -192,7 +193,6 @@ impl<'s> Locator<'s> {
                     ),
                 });
             }
-            paired[configmap] = true;
             if selects(selector, &found.parsed[&pos].value) {
                 found.releases.push(Release {
                     configmap,
@@ -202,7 +202,7 @@ impl<'s> Locator<'s> {
             }
         }
         for &c in &configmaps {
-            if !paired[c] && selects(selector, &found.parsed[&c].value) {
+            if !paired.contains(&c) && selects(selector, &found.parsed[&c].value) {
                 return Err(Error::Pairing {
                     doc: Box::new(found.parsed[&c].doc_ref.clone()),
                     message: "looks like a gitlab-runner ConfigMap, but no Deployment in the stream mounts it; patching the TOML alone would never roll the runner".into(),

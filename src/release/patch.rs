@@ -19,7 +19,9 @@ use crate::{DocRef, Error, RunnerPatchSpec, spec};
 #[derive(Clone, Copy)]
 pub(crate) struct Context<'c, 'a> {
     pub spec: &'c RunnerPatchSpec,
-    pub docs: &'c [Doc<'a>],
+    /// The documents that were parsed (candidates), by position in the stream; the others are
+    /// never edited, so they are not kept (a stream of millions of tiny documents stays small).
+    pub docs: &'c BTreeMap<usize, Doc<'a>>,
     pub found: &'c Found,
     pub toml_patch: &'c TomlPatch,
     pub manager_aliases: &'c [(String, Vec<String>)],
@@ -57,7 +59,7 @@ pub(crate) fn patch(
     } = *context;
     let mut out = Output::default();
     let cm = &found.parsed[&release.configmap];
-    let cm_doc = &docs[release.configmap];
+    let cm_doc = &docs[&release.configmap];
     let plan = plan_certificates(spec, cm, &deploy, release.container, &mut out.warnings)?;
     let mut release_toml = toml_patch.clone();
     release_toml
@@ -105,7 +107,7 @@ pub(crate) fn patch(
             .push(format!("updated {}: pod template", short(&deploy_ref)));
         out.rewritten.push((
             release.deployment,
-            edit_in_place(&docs[release.deployment], &before, &after, &deploy_ref)?,
+            edit_in_place(&docs[&release.deployment], &before, &after, &deploy_ref)?,
         ));
     }
     // Generated ConfigMaps: updated where an earlier run put them, otherwise appended.
@@ -132,7 +134,7 @@ pub(crate) fn patch(
             Some(&pos) => {
                 out.rewritten.push((
                     pos,
-                    edit_in_place(&docs[pos], &found.parsed[&pos].value, generated, &doc_ref)?,
+                    edit_in_place(&docs[&pos], &found.parsed[&pos].value, generated, &doc_ref)?,
                 ));
             }
             None => {
