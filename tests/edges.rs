@@ -69,3 +69,62 @@ fn distinct_names_are_accepted() {
         common::find(&docs, "ConfigMap", name);
     }
 }
+
+/// The env edits `register`'s conflict handling asks for, through the in-place editor, on the
+/// chart's real Deployment: only the lines of the changed entries change.
+#[test]
+fn env_edits_change_only_their_lines() {
+    use runner_patch::release::pod::{EnvEdit, PodPatch, apply};
+    let input = fixture("helm3-runner-0.92.0-base");
+    let stream = runner_patch::manifest::stream::split(&input);
+    let doc = stream
+        .docs
+        .iter()
+        .find(|d| d.body.contains("kind: Deployment"))
+        .unwrap();
+    let before = runner_patch::manifest::yaml::parse(doc.body).unwrap();
+    let mut after = before.clone();
+    let patch = PodPatch {
+        env: vec![
+            EnvEdit::Set {
+                name: "RUNNER_EXECUTOR".into(),
+                value: "kubernetes".into(),
+            },
+            EnvEdit::Drop {
+                name: "REGISTER_LOCKED".into(),
+            },
+            EnvEdit::Set {
+                name: "SESSION_SERVER_ADDRESS".into(),
+                value: "on".into(),
+            },
+            EnvEdit::Set {
+                name: "KUBERNETES_PULL_POLICY".into(),
+                value: "if-not-present".into(),
+            },
+        ],
+        ..Default::default()
+    };
+    assert!(apply(&mut after, 0, &patch).unwrap());
+    let edited = runner_patch::manifest::edit::rewrite(doc.body, &before, &after)
+        .unwrap()
+        .unwrap();
+    let removed: Vec<&str> = doc
+        .body
+        .lines()
+        .filter(|l| !edited.lines().any(|e| e == *l))
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            "        - name: REGISTER_LOCKED",
+            "          value: \"true\"",
+            "          value:"
+        ]
+    );
+    assert!(
+        edited.contains(
+            "        - name: SESSION_SERVER_ADDRESS\n          value: \"on\"\n        - name: KUBERNETES_PULL_POLICY\n          value: if-not-present\n        livenessProbe:"
+        ),
+        "{edited}"
+    );
+}

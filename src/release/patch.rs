@@ -90,6 +90,8 @@ pub(crate) fn patch(
         volume_mounts: mounts,
         checksum,
         certs: Some((plan.certs_dir, plan.trust.manager_sources.as_slice())),
+        // Env-var conflict handling (spec.envConflicts) fills this in.
+        env: Vec::new(),
     };
     let Parsed {
         value: before,
