@@ -229,8 +229,11 @@ fn scan<'a>(input: &'a [u8], locator: &locate::Locator<'_>) -> Result<Scanned<'a
             doc.body_line += lines;
             doc
         };
-        out.kept
-            .extend(run.kept.into_iter().map(|(pos, doc)| (pos + first, shift(doc))));
+        out.kept.extend(
+            run.kept
+                .into_iter()
+                .map(|(pos, doc)| (pos + first, shift(doc))),
+        );
         out.candidates
             .extend(run.candidates.into_iter().map(|(c, v)| (c + first, v)));
         if run.last.is_some() {

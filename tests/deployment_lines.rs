@@ -144,7 +144,10 @@ fn every_real_render_keeps_every_deployment_line() {
         let input = std::fs::read_to_string(case.join("input.yaml")).unwrap();
         let outcome = runner_patch::patch(&input, &spec).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (checked, changed) = check_stream(&name, &input, &outcome.output);
-        assert!(checked >= 1 && changed >= 1, "{name}: no Deployment patched");
+        assert!(
+            checked >= 1 && changed >= 1,
+            "{name}: no Deployment patched"
+        );
         // And patching again changes nothing.
         let again = runner_patch::patch(&outcome.output, &spec).unwrap();
         assert_eq!(again.output, outcome.output, "{name}: not idempotent");

@@ -204,7 +204,9 @@ fn go_readers_read_tricky_strings_back_unchanged() {
     };
     for v in data["multiline"].as_object().unwrap().values() {
         let body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inplace\ndata:\n  before: \"on\"\n  config.template.toml:   |\n    old\n  \n  after: |\n    kept\n";
-        push(edit(body, &|d| d["data"]["config.template.toml"] = v.clone()));
+        push(edit(body, &|d| {
+            d["data"]["config.template.toml"] = v.clone()
+        }));
     }
     for v in data["strings"].as_array().unwrap() {
         let body = "spec:\n  env:\n  - name: A\n    value: y\n  - name: B\n    value: \"x\"\n  m:\n    k: 0644\n";

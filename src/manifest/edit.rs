@@ -15,6 +15,11 @@
 //!   `{…}`, are extended inside their brackets);
 //! - removed items and entries lose exactly their lines.
 //!
+//! Why not a lossless YAML syntax-tree crate: the spans come from granit-parser, the parser
+//! serde-saphyr itself reads with, so the node tree and the value it is compared with are the
+//! same reading of the same text (YAML 1.1 scalars, duplicate keys, anchors); a second YAML
+//! implementation could disagree with the value model on exactly the inputs that matter here.
+//!
 //! What a splice cannot express (a change through an alias, or to an anchored node that an alias
 //! repeats, a merge key, a list that is reordered) is refused with the field's path, never
 //! re-emitted. And the result is always read again and compared with the intended value, in every
@@ -65,7 +70,9 @@ pub fn read_back(text: &str, intended: &Value) -> Result<(), EditError> {
         Ok(back) if &back == intended => Ok(()),
         Ok(back) => Err(EditError {
             field: first_difference(&back, intended, &mut Vec::new()).unwrap_or_default(),
-            message: "the edited document does not read back as the intended value; nothing was written".into(),
+            message:
+                "the edited document does not read back as the intended value; nothing was written"
+                    .into(),
             at: None,
         }),
         Err(e) => Err(EditError {
@@ -351,9 +358,13 @@ impl Builder<'_> {
 enum Place {
     Root,
     /// The value of a block mapping key at this column.
-    BlockValue { key_col: usize },
+    BlockValue {
+        key_col: usize,
+    },
     /// An item of a block list whose dash is at this column.
-    BlockItem { dash_col: usize },
+    BlockItem {
+        dash_col: usize,
+    },
     /// Inside a flow collection.
     Flow,
 }
@@ -391,7 +402,10 @@ impl Editor<'_> {
             return Ok(());
         }
         if matches!(node.kind, Kind::Alias) {
-            return Err(refuse(path, "is an alias (`*…`); an edit here would not stay local"));
+            return Err(refuse(
+                path,
+                "is an alias (`*…`); an edit here would not stay local",
+            ));
         }
         if node.anchor != 0
             && let Some(&alias) = self.aliased.get(&node.anchor)
@@ -412,7 +426,10 @@ impl Editor<'_> {
                         Some(ov) if ov == nv => {}
                         Some(ov) => {
                             let (_, key, value) = entry(entries, k).ok_or_else(|| {
-                                refuse(path, "takes a key from a merge key (`<<`); cannot edit it in place")
+                                refuse(
+                                    path,
+                                    "takes a key from a merge key (`<<`); cannot edit it in place",
+                                )
                             })?;
                             let place = if flow {
                                 Place::Flow
@@ -426,9 +443,12 @@ impl Editor<'_> {
                             // Earlier entries of a repeated key are shadowed (go-yaml v2 keeps
                             // the last, yaml.v3 rejects the document): the edited key loses them,
                             // so that every reader reads the one that was edited.
-                            for (_, dup_key, dup_value) in entries.iter().filter(|(text, key, _)| {
-                                text.as_deref() == Some(k.as_str()) && key.start != entry_key_start(entries, k)
-                            }) {
+                            for (_, dup_key, dup_value) in
+                                entries.iter().filter(|(text, key, _)| {
+                                    text.as_deref() == Some(k.as_str())
+                                        && key.start != entry_key_start(entries, k)
+                                })
+                            {
                                 self.remove_entry(node, dup_key, dup_value, path)?;
                             }
                             path.pop();
@@ -443,7 +463,10 @@ impl Editor<'_> {
                         .filter(|(text, ..)| text.as_deref() == Some(k.as_str()))
                         .collect::<Vec<_>>();
                     let [(_, key, value)] = found.as_slice() else {
-                        return Err(refuse(path, "cannot be removed in place (a merge key or a duplicate key)"));
+                        return Err(refuse(
+                            path,
+                            "cannot be removed in place (a merge key or a duplicate key)",
+                        ));
                     };
                     self.remove_entry(node, key, value, path)?;
                     path.pop();
@@ -529,7 +552,10 @@ impl Editor<'_> {
             Kind::Map { flow: false, .. } | Kind::Seq { flow: false, .. }
         );
         if block_collection {
-            return Err(refuse(path, "changes type; cannot edit a block collection into something else in place"));
+            return Err(refuse(
+                path,
+                "changes type; cannot edit a block collection into something else in place",
+            ));
         }
         let (indent, in_flow) = match place {
             Place::Root => (0, false),
@@ -547,24 +573,26 @@ impl Editor<'_> {
         }
         if collection {
             // A scalar (`key:`, `key: ~`) becomes a block collection on the following lines.
-            let (child_indent, lines) = match value {
+            let lines = match value {
                 Value::Array(items) => {
-                    let d = match place {
+                    let dash_col = match place {
                         Place::BlockValue { .. } => indent + self.seq_indent,
                         _ => indent + 2,
                     };
-                    (d, self.seq_lines(items, d))
+                    self.seq_lines(items, dash_col)
                 }
-                _ => (indent + 2, self.map_lines(value, indent + 2)),
+                _ => self.map_lines(value, indent + 2),
             };
-            let _ = child_indent;
             let line_start = line_start(self.text, node.start);
             let before = &self.text[line_start..node.start];
             let trimmed = before.trim_end_matches([' ', '\t']).len() + line_start;
             let rest = &self.text[node.end..line_end(self.text, node.end)];
             let comment = rest.trim();
             if !comment.is_empty() && !comment.starts_with('#') {
-                return Err(refuse(path, "has more content on its line; cannot turn it into a block"));
+                return Err(refuse(
+                    path,
+                    "has more content on its line; cannot turn it into a block",
+                ));
             }
             let keep = if comment.is_empty() {
                 String::new()
@@ -588,7 +616,10 @@ impl Editor<'_> {
                 let le = line_end(self.text, node.end);
                 let rest = self.text[node.end..le].trim();
                 if !rest.is_empty() && !rest.starts_with('#') {
-                    return Err(refuse(path, "has more content on its line; cannot write a block there"));
+                    return Err(refuse(
+                        path,
+                        "has more content on its line; cannot write a block there",
+                    ));
                 }
                 let header = if rest.is_empty() {
                     block.header
@@ -596,7 +627,8 @@ impl Editor<'_> {
                     format!("{} {rest}", block.header)
                 };
                 let lead = if empty { " " } else { "" };
-                let cut_end = node.end + self.text[node.end..le].trim_end_matches(['\r', '\n']).len();
+                let cut_end =
+                    node.end + self.text[node.end..le].trim_end_matches(['\r', '\n']).len();
                 self.splice(
                     node.start,
                     cut_end,
@@ -635,9 +667,11 @@ impl Editor<'_> {
                 .collect();
             // After the last entry (so a multi-line flow mapping keeps its closing line), or
             // inside the braces of an empty one.
-            let (at, sep) = entries.last().map_or((map.end - 1, String::new()), |(_, _, v)| {
-                (v.end, self.flow_separator(map, v.end))
-            });
+            let (at, sep) = entries
+                .last()
+                .map_or((map.end - 1, String::new()), |(_, _, v)| {
+                    (v.end, self.flow_separator(map, v.end))
+                });
             self.splice(at, at, format!("{sep}{}", parts.join(", ")));
             return Ok(());
         }
@@ -670,9 +704,13 @@ impl Editor<'_> {
             self.splice(at, at, format!("{sep}{}", parts.join(", ")));
             return Ok(());
         }
-        let Some((dash_col, content_col)) = items.first().and_then(|f| dash_layout(self.text, f.start))
+        let Some((dash_col, content_col)) =
+            items.first().and_then(|f| dash_layout(self.text, f.start))
         else {
-            return Err(refuse(path, "is a block list in a layout runner-patch cannot extend"));
+            return Err(refuse(
+                path,
+                "is a block list in a layout runner-patch cannot extend",
+            ));
         };
         let mut lines = Vec::new();
         for item in added {
@@ -704,11 +742,17 @@ impl Editor<'_> {
             return self.remove_flow(items, i);
         }
         let Some((dash_col, _)) = dash_layout(self.text, item.start) else {
-            return Err(refuse(path, "is a list item in a layout runner-patch cannot remove"));
+            return Err(refuse(
+                path,
+                "is a list item in a layout runner-patch cannot remove",
+            ));
         };
         let ls = line_start(self.text, item.start);
         if !self.text[ls..ls + dash_col].bytes().all(|b| b == b' ') {
-            return Err(refuse(path, "shares its line with another item; cannot remove it"));
+            return Err(refuse(
+                path,
+                "shares its line with another item; cannot remove it",
+            ));
         }
         self.splice(ls, line_end(self.text, item.end), String::new());
         Ok(())
@@ -729,11 +773,12 @@ impl Editor<'_> {
                 .iter()
                 .position(|(_, k, _)| k.start == key.start)
                 .expect("entry of this mapping");
-            let starts: Vec<Node> = Vec::new();
-            let _ = starts;
             let (s, e) = flow_removal(
                 self.text,
-                &entries.iter().map(|(_, k, v)| (k.start, v.end)).collect::<Vec<_>>(),
+                &entries
+                    .iter()
+                    .map(|(_, k, v)| (k.start, v.end))
+                    .collect::<Vec<_>>(),
                 i,
             );
             self.splice(s, e, String::new());
@@ -746,7 +791,11 @@ impl Editor<'_> {
                 "shares its line with a list dash or another key; cannot remove it in place",
             ));
         }
-        self.splice(ls, line_end(self.text, value.end.max(key.end)), String::new());
+        self.splice(
+            ls,
+            line_end(self.text, value.end.max(key.end)),
+            String::new(),
+        );
         Ok(())
     }
 
@@ -879,8 +928,14 @@ fn entry_key_start(entries: &[(Option<String>, Node, Node)], k: &str) -> usize {
 }
 
 /// The last entry with key `k` (the one a reader keeps when a key is repeated).
-fn entry<'n>(entries: &'n [(Option<String>, Node, Node)], k: &str) -> Option<&'n (Option<String>, Node, Node)> {
-    entries.iter().rev().find(|(text, ..)| text.as_deref() == Some(k))
+fn entry<'n>(
+    entries: &'n [(Option<String>, Node, Node)],
+    k: &str,
+) -> Option<&'n (Option<String>, Node, Node)> {
+    entries
+        .iter()
+        .rev()
+        .find(|(text, ..)| text.as_deref() == Some(k))
 }
 
 /// The byte range that removes item `i` of a flow collection, with one separating comma.
@@ -980,7 +1035,8 @@ fn render_path(path: &[Segment]) -> String {
             Segment::Index(i) => out.push_str(&format!("[{i}]")),
             Segment::Key(k)
                 if !k.is_empty()
-                    && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
             {
                 if !out.is_empty() {
                     out.push('.');
@@ -1079,7 +1135,8 @@ fn scalar_text(v: &Value) -> String {
                 && let Ok(text) = serde_saphyr::to_string(s)
             {
                 let text = text.strip_suffix('\n').unwrap_or(&text);
-                if !text.contains('\n') && !text.starts_with(['|', '>']) && !text.starts_with("---") {
+                if !text.contains('\n') && !text.starts_with(['|', '>']) && !text.starts_with("---")
+                {
                     return text.to_owned();
                 }
             }
@@ -1100,9 +1157,8 @@ fn key_text(k: &str) -> String {
 }
 
 fn single_line_safe(s: &str) -> bool {
-    !s.chars().any(|c| {
-        c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
-    })
+    !s.chars()
+        .any(|c| c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}'))
 }
 
 /// Flow (JSON) text: valid YAML in any context, strings double-quoted.
@@ -1150,12 +1206,15 @@ mod tests {
         let old = yaml::parse(body).unwrap();
         let mut new = old.clone();
         change(&mut new);
-        rewrite(body, &old, &new).unwrap().unwrap_or_else(|| body.to_owned())
+        rewrite(body, &old, &new)
+            .unwrap()
+            .unwrap_or_else(|| body.to_owned())
     }
 
     #[test]
     fn replaces_a_data_value_keeping_everything_else() {
-        let body = "kind: ConfigMap\ndata:\n  a: \"x\"\n  t:   |\n    old\n  \n\n  z: |\n    keep\n";
+        let body =
+            "kind: ConfigMap\ndata:\n  a: \"x\"\n  t:   |\n    old\n  \n\n  z: |\n    keep\n";
         let out = edit(body, |v| v["data"]["t"] = json!("new\nlines\n"));
         assert_eq!(
             out,
@@ -1225,7 +1284,8 @@ mod tests {
 
     #[test]
     fn null_becomes_a_block_and_items_are_removed() {
-        let body = "m:\n  annotations:\n  x: 1\nenv:\n- name: A\n  value: a\n- name: B\n  value: b\n";
+        let body =
+            "m:\n  annotations:\n  x: 1\nenv:\n- name: A\n  value: a\n- name: B\n  value: b\n";
         let out = edit(body, |v| {
             v["m"]["annotations"] = json!({"checksum/configmap": "12e4"});
             v["env"].as_array_mut().unwrap().remove(0);

@@ -424,16 +424,26 @@ mod tests {
         let sidecar = json!({"name": "sidecar", "command": ["sh", "-c", "cat /configmaps/x"], "volumeMounts": mount});
         let runner = json!({"name": "gitlab-runner", "command": ["/usr/bin/dumb-init", "--", "/bin/bash", "/configmaps/entrypoint"], "volumeMounts": mount});
         let other = json!({"name": "other"});
-        assert_eq!(runner_container(&[sidecar.clone(), other.clone(), runner.clone()], Some("x")), Some(2));
+        assert_eq!(
+            runner_container(&[sidecar.clone(), other.clone(), runner.clone()], Some("x")),
+            Some(2)
+        );
         // Without the entrypoint: by name, or the only one mounting configmaps.
-        let custom = json!({"name": "gitlab-runner", "command": ["/my-start"], "volumeMounts": mount});
-        assert_eq!(runner_container(&[sidecar.clone(), custom.clone()], Some("gitlab-runner")), Some(1));
+        let custom =
+            json!({"name": "gitlab-runner", "command": ["/my-start"], "volumeMounts": mount});
+        assert_eq!(
+            runner_container(&[sidecar.clone(), custom.clone()], Some("gitlab-runner")),
+            Some(1)
+        );
         assert_eq!(runner_container(&[other, custom.clone()], None), Some(1));
         assert_eq!(runner_container(&[sidecar, custom], None), None);
         // Two that run the entrypoint: the one named like the Deployment.
         let mut twin = runner.clone();
         twin["name"] = json!("twin");
-        assert_eq!(runner_container(&[twin, runner], Some("gitlab-runner")), Some(1));
+        assert_eq!(
+            runner_container(&[twin, runner], Some("gitlab-runner")),
+            Some(1)
+        );
     }
 
     #[test]

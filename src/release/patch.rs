@@ -1,6 +1,10 @@
 //! Patches one gitlab-runner release: its ConfigMap's runner TOML, its Deployment's pod template,
 //! and the ConfigMaps its certificates need. A pure function of the release and the spec, so
 //! that the releases of a large stream can be patched side by side.
+//!
+//! Both documents are edited in place ([`edit::rewrite`]): what changes is decided on values (the
+//! TOML text, the pod template), and only the bytes of what changed are written; the result is
+//! read back and compared with the intended value in every build.
 
 use std::collections::BTreeMap;
 
@@ -76,8 +80,10 @@ pub(crate) fn patch(
     if let Some(change) = &new_cm {
         let mut intended = cm.value.clone();
         intended["data"][change.key] = Value::String(change.text.clone());
-        out.rewritten
-            .push((release.configmap, edit_in_place(cm_doc, &cm.value, &intended, &cm.doc_ref)?));
+        out.rewritten.push((
+            release.configmap,
+            edit_in_place(cm_doc, &cm.value, &intended, &cm.doc_ref)?,
+        ));
         out.changes.push(format!(
             "updated {}: data[{:?}]",
             short(&cm.doc_ref),
@@ -385,7 +391,12 @@ fn checksum(configmap: &Value, change: Option<&ConfigMapChange>, generated: &[Va
 /// The document's text edited in place so that it reads as `after` (see [`edit::rewrite`]); its
 /// head (`---`, `# Source:` …) and tail stay as they were. The edit is read back and compared
 /// with `after` in every build: a mismatch is an error naming the document and the field.
-fn edit_in_place(doc: &Doc<'_>, before: &Value, after: &Value, doc_ref: &DocRef) -> Result<String, Error> {
+fn edit_in_place(
+    doc: &Doc<'_>,
+    before: &Value,
+    after: &Value,
+    doc_ref: &DocRef,
+) -> Result<String, Error> {
     let body = edit::rewrite(doc.body, before, after).map_err(|e| Error::Field {
         doc: Box::new(doc_ref.clone()),
         field: if e.field.is_empty() {

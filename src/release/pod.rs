@@ -3,7 +3,9 @@
 //!
 //! Edits are computed as RFC 6902 operations (json-patch) against the parsed document, so every
 //! change is an explicit add/replace at a known path, and applying the same spec to its own output
-//! yields no operations at all (idempotence by construction).
+//! yields no operations at all (idempotence by construction). The result is the value the
+//! Deployment must read as; [`crate::manifest::edit`] then writes it into the document's own
+//! text (the Deployment is edited in place, never re-emitted).
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
@@ -627,9 +629,17 @@ mod tests {
         ]);
         let patch = PodPatch {
             env: vec![
-                EnvEdit::Drop { name: "KUBERNETES_PULL_POLICY".into() },
-                EnvEdit::Set { name: "KUBERNETES_PRIVILEGED".into(), value: "true".into() },
-                EnvEdit::Set { name: "NEW".into(), value: "1".into() },
+                EnvEdit::Drop {
+                    name: "KUBERNETES_PULL_POLICY".into(),
+                },
+                EnvEdit::Set {
+                    name: "KUBERNETES_PRIVILEGED".into(),
+                    value: "true".into(),
+                },
+                EnvEdit::Set {
+                    name: "NEW".into(),
+                    value: "1".into(),
+                },
             ],
             ..Default::default()
         };
