@@ -21,12 +21,13 @@ fn documents() -> Vec<String> {
     ] {
         let text = std::fs::read_to_string(root.join(case).join("input.yaml")).unwrap();
         for doc in stream::split(&text).docs {
-            if doc.body.contains("/configmaps/entrypoint") || doc.body.contains("check-live") {
-                if let Ok(v) = yaml::parse(doc.body)
-                    && matches!(v["kind"].as_str(), Some("Deployment" | "ConfigMap"))
-                {
-                    out.push(doc.body.to_owned());
-                }
+            let candidate =
+                doc.body.contains("/configmaps/entrypoint") || doc.body.contains("check-live");
+            if candidate
+                && let Ok(v) = yaml::parse(doc.body)
+                && matches!(v["kind"].as_str(), Some("Deployment" | "ConfigMap"))
+            {
+                out.push(doc.body.to_owned());
             }
         }
     }
@@ -68,8 +69,8 @@ enum Op {
     Append(usize, usize),
     AddKey(usize, usize),
     SetScalar(usize, usize),
-    RemoveItem(usize, usize),
-    RemoveKey(usize, usize),
+    RemoveItem(usize),
+    RemoveKey(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -78,8 +79,8 @@ fn op() -> impl Strategy<Value = Op> {
         ix.clone().prop_map(|(a, b)| Op::Append(a, b)),
         ix.clone().prop_map(|(a, b)| Op::AddKey(a, b)),
         ix.clone().prop_map(|(a, b)| Op::SetScalar(a, b)),
-        ix.clone().prop_map(|(a, b)| Op::RemoveItem(a, b)),
-        ix.prop_map(|(a, b)| Op::RemoveKey(a, b)),
+        any::<usize>().prop_map(Op::RemoveItem),
+        any::<usize>().prop_map(Op::RemoveKey),
     ]
 }
 
@@ -148,7 +149,7 @@ fn apply(v: &mut Value, op: &Op) -> bool {
             }
             false
         }
-        Op::RemoveItem(n, _) => {
+        Op::RemoveItem(n) => {
             if let Some(p) = pick(&all, "seq", n) {
                 let a = v.pointer_mut(p).unwrap().as_array_mut().unwrap();
                 if a.len() > 1 {
@@ -157,7 +158,7 @@ fn apply(v: &mut Value, op: &Op) -> bool {
             }
             false
         }
-        Op::RemoveKey(n, _) => {
+        Op::RemoveKey(n) => {
             if let Some(p) = pick(&all, "map", n) {
                 let m = v.pointer_mut(p).unwrap().as_object_mut().unwrap();
                 if m.len() > 1 {

@@ -786,6 +786,22 @@ impl Editor<'_> {
         }
         let ls = line_start(self.text, key.start);
         if !self.text[ls..key.start].bytes().all(|b| b == b' ') {
+            // The first key of a list item (`- name: a`): the next key moves up onto the dash's
+            // line, if it starts a line of its own.
+            let i = entries
+                .iter()
+                .position(|(_, k, _)| k.start == key.start)
+                .expect("entry of this mapping");
+            if let Some((_, next, _)) = entries.get(i + 1)
+                && i == 0
+                && self.text[line_start(self.text, next.start)..next.start]
+                    .bytes()
+                    .all(|b| b == b' ')
+                && line_start(self.text, next.start) > value.end.max(key.end)
+            {
+                self.splice(key.start, next.start, String::new());
+                return Ok(());
+            }
             return Err(refuse(
                 path,
                 "shares its line with a list dash or another key; cannot remove it in place",
