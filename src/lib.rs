@@ -12,13 +12,15 @@
 //!   Deployment and its ConfigMap, [`release::toml`] edits `config.template.toml`,
 //!   [`release::pod`] edits the Deployment, [`release::trust`] wires certificates in.
 //! - [`pipeline`] — stream → locate → per-release patch → output ([`patch`], [`patch_pieces`]).
-//! - [`krm`] — the same pipeline behind a KRM ResourceList; [`cli`] — the command line.
+//! - [`krm`] — the same pipeline behind a KRM ResourceList; [`cli`] — the command line;
+//!   [`diff`] — what a run would change, as unified diffs per document.
 //!
 //! The library prints nothing and does no I/O but reading the input ([`manifest::source`]);
 //! `main` owns stdout, stderr and exit codes.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
+pub mod diff;
 pub mod error;
 pub mod krm;
 pub mod manifest;

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::error::{self, Error};
+use crate::manifest::source;
 use crate::manifest::stream::{self, Doc};
 use crate::par;
 use crate::release::toml::{Fragment, TomlPatch};
@@ -148,9 +149,6 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &RunnerPatchSpec) -> Result<Patch
     Ok(outcome)
 }
 
-/// Streams at least this large are read by several threads, each over a run of documents.
-pub const PARALLEL_SCAN_BYTES: usize = 8 << 20;
-
 /// What reading the stream keeps: only the documents that may be targets (parsed), and counts.
 /// Memory is bounded by the input plus the candidates, whatever the number of documents: a
 /// stream of 5 M `---` lines keeps no per-document record.
@@ -174,7 +172,7 @@ fn scan<'a>(input: &'a [u8], locator: &locate::Locator<'_>) -> Result<Scanned<'a
     let (bom, text) = stream::strip_bom(input);
     // Several runs per thread, taken in turn (see `par::map`), so that a thread slowed down by
     // its vCPU does not hold the others up at the end.
-    let parts = if text.len() >= PARALLEL_SCAN_BYTES {
+    let parts = if text.len() >= source::LARGE_STREAM_BYTES {
         par::threads() * 4
     } else {
         1
@@ -307,7 +305,7 @@ fn toml_patch(spec: &RunnerPatchSpec) -> Result<TomlPatch, Error> {
         fragment: spec
             .runner_toml
             .as_deref()
-            .map(|t| Fragment::parse(t).map_err(|m| spec_error("spec.runnerToml", m)))
+            .map(|t| Fragment::parse(t).map_err(|m| spec_error("spec.runnerToml", m.join("; "))))
             .transpose()?,
     })
 }

@@ -707,3 +707,36 @@ fn helm4_and_helm3_deploy_certificates_from_files() {
         assert!(toml.contains("tls-ca-file"), "{toml}");
     }
 }
+
+/// Helm 3 shows a post-renderer's stderr only when it fails and Helm 4 never: a warning must still
+/// reach the user, once, on helm's stderr. The chart's GitLab URL is not the example
+/// certificate's host, which is a warning.
+#[test]
+fn helm3_and_helm4_users_see_warnings_once() {
+    let home = tempfile::tempdir().unwrap();
+    ok(helm_cmd(&helm4(), home.path())
+        .args(["plugin", "install"])
+        .arg(plugin_dir(home.path()))
+        .output()
+        .unwrap());
+    let helm3_home = tempfile::tempdir().unwrap();
+    let spec = repo().join("examples/runner-patch.yaml");
+    for (helm, home, post_renderer) in [
+        (helm4(), home.path(), "runner-patch"),
+        (helm3(), helm3_home.path(), BIN),
+    ] {
+        let out = template(&helm, home, post_renderer, &spec);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        ok(out);
+        assert_eq!(
+            stderr.matches("runner-patch: warning: ").count(),
+            1,
+            "{}: {stderr}",
+            helm.display()
+        );
+        assert!(
+            stderr.contains("but CI_SERVER_URL points at \"gitlab.test.example.com\""),
+            "{stderr}"
+        );
+    }
+}

@@ -64,6 +64,19 @@ pub fn rewrite(body: &str, old: &Value, new: &Value) -> Result<Option<String>, E
     Ok(Some(out))
 }
 
+/// `body` (a ConfigMap) with `data[key]` set to `value`, edited in place like [`rewrite`] does;
+/// `None` when the document does not parse, has no such key, or cannot be edited in place.
+pub fn replace_data_value(body: &str, key: &str, value: &str) -> Option<String> {
+    let old = yaml::parse(body).ok()?;
+    old.get("data")?.get(key)?;
+    let mut new = old.clone();
+    new["data"][key] = Value::String(value.to_owned());
+    match rewrite(body, &old, &new) {
+        Ok(text) => Some(text.unwrap_or_else(|| body.to_owned())),
+        Err(_) => None,
+    }
+}
+
 /// The read-back check: `text` must parse as exactly `intended`.
 pub fn read_back(text: &str, intended: &Value) -> Result<(), EditError> {
     match yaml::parse(text) {

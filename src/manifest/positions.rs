@@ -8,8 +8,6 @@ use std::collections::HashMap;
 
 use serde_saphyr::granit_parser::{Event, Parser};
 
-use crate::spec::schema::{Segment, render_path};
-
 /// Positions of every mapping key and sequence item, by rendered path.
 #[derive(Debug, Default)]
 pub struct Positions {
@@ -119,4 +117,36 @@ mod tests {
         assert_eq!(p.find("spec.pullPolicy"), Some((5, 3)));
         assert_eq!(p.find("spec.pullPolicy.deeper"), Some((5, 3)));
     }
+}
+
+/// Renders a path the way every message of runner-patch does: `spec.hostAliases[0].ip`,
+/// with keys that are not plain identifiers quoted: `items["ca.crt"]`.
+pub fn render_path(segments: &[Segment]) -> String {
+    let mut out = String::new();
+    for seg in segments {
+        match seg {
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+            Segment::Key(k) => {
+                let plain = !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if plain {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                } else {
+                    out.push_str(&format!("[{k:?}]"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One step of a path into a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Key(String),
+    Index(usize),
 }

@@ -13,6 +13,10 @@ use std::path::Path;
 
 use memmap2::{Mmap, MmapOptions};
 
+/// Streams at least this large are read by several threads, each over a run of documents; a
+/// file that large is not populated up front, the reading threads fault its pages in.
+pub const LARGE_STREAM_BYTES: usize = 8 << 20;
+
 /// The largest input accepted, so that an endless or huge stdin cannot exhaust memory.
 pub const MAX_INPUT_BYTES: u64 = 1 << 30;
 
@@ -79,7 +83,7 @@ impl Source {
         // a VM). A stream large enough to be read by several threads is not: there the faults
         // are taken by the reading threads side by side instead of by one before they start
         // (measured on 88 MB: ~5 % faster).
-        if len < crate::pipeline::PARALLEL_SCAN_BYTES as u64 {
+        if len < LARGE_STREAM_BYTES as u64 {
             options.populate();
         }
         let map = unsafe { options.map(&file)? };

@@ -12,6 +12,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use serde_saphyr::budget::BudgetBreach;
 
 /// Parses one YAML document into a JSON value the way Helm's Go readers would.
 pub fn parse(text: &str) -> Result<Value, serde_saphyr::Error> {
@@ -34,7 +35,44 @@ pub fn describe_error(err: &serde_saphyr::Error) -> (String, Option<(usize, usiz
     if let Some(i) = message.find('\n') {
         message.truncate(i);
     }
+    // serde-saphyr names a breached budget with Rust debug text (`budget breached: Documents {
+    // documents: 2 }`); say it in words instead, keeping the positions that follow.
+    if let Some(breach) = budget_breach(err) {
+        let debug = format!("budget breached: {breach:?}");
+        message = message.replacen(&debug, &budget_words(breach), 1);
+    }
     (message, position)
+}
+
+fn budget_breach(mut err: &serde_saphyr::Error) -> Option<&BudgetBreach> {
+    loop {
+        match err {
+            serde_saphyr::Error::WithSnippet { error, .. }
+            | serde_saphyr::Error::AliasError { error, .. } => err = error,
+            serde_saphyr::Error::Budget { breach, .. } => return Some(breach),
+            _ => return None,
+        }
+    }
+}
+
+/// A breached budget in plain words (the limits are those of [`read_options`]).
+fn budget_words(breach: &BudgetBreach) -> String {
+    match breach {
+        BudgetBreach::Documents { .. } => {
+            "more than one YAML document where one is expected (a `---` line starts another)".into()
+        }
+        BudgetBreach::Nodes { .. } => "too large: more than 1,000,000 YAML nodes".into(),
+        BudgetBreach::Events { .. } => "too large: more than 2,000,000 YAML parser events".into(),
+        BudgetBreach::Depth { .. } => "nested more than 256 levels deep".into(),
+        BudgetBreach::RecordedAnchorEvents { .. } | BudgetBreach::RecordedAnchorBytes { .. } => {
+            "aliases expand beyond the limit of 100,000 events or 8 MiB (an alias bomb)".into()
+        }
+        BudgetBreach::Aliases { .. }
+        | BudgetBreach::Anchors { .. }
+        | BudgetBreach::AliasAnchorRatio { .. } => "too many aliases or anchors".into(),
+        BudgetBreach::ScalarBytes { .. } => "more than 64 MiB of scalar text".into(),
+        _ => "exceeds one of runner-patch's size limits for a parsed document".into(),
+    }
 }
 
 /// Emits `value` as one YAML document (no leading `---`), safe for Go readers.

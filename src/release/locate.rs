@@ -81,6 +81,8 @@ pub struct Locator<'s> {
     found: Found,
     configmaps: Vec<usize>,
     deployments: Vec<(usize, String, usize)>,
+    /// A `kind: List` whose items hold a runner document: reported by [`Locator::finish`].
+    runner_in_list: Option<DocRef>,
 }
 
 impl<'s> Locator<'s> {
@@ -96,6 +98,7 @@ impl<'s> Locator<'s> {
             found: Found::default(),
             configmaps: Vec::new(),
             deployments: Vec::new(),
+            runner_in_list: None,
         }
     }
 
@@ -108,6 +111,8 @@ impl<'s> Locator<'s> {
         let (configmap, deployment) = match declared_kind(doc.body) {
             Some("ConfigMap") => (true, false),
             Some("Deployment") => (false, true),
+            // A List may hold the runner documents as items (looked at, never patched).
+            Some("List") => (true, true),
             Some(_) => return false,
             None => (true, true),
         };
@@ -134,6 +139,18 @@ impl<'s> Locator<'s> {
             self.configmaps.push(pos);
         } else if let Some((cm_name, container)) = runner_deployment(&value) {
             self.deployments.push((pos, cm_name, container));
+        } else if value.get("kind").and_then(Value::as_str) == Some("List") {
+            let items = value.get("items").and_then(Value::as_array);
+            if self.runner_in_list.is_none()
+                && items.is_some_and(|items| {
+                    items
+                        .iter()
+                        .any(|i| is_runner_configmap(i) || runner_deployment(i).is_some())
+                })
+            {
+                self.runner_in_list = Some(doc_ref);
+            }
+            return;
         } else {
             return;
         }
@@ -147,8 +164,15 @@ impl<'s> Locator<'s> {
             mut found,
             configmaps,
             deployments,
+            runner_in_list,
             ..
         } = self;
+        if let Some(doc) = runner_in_list {
+            return Err(Error::Pairing {
+                doc: Box::new(doc),
+                message: "holds a gitlab-runner ConfigMap or Deployment in its items; runner-patch patches top-level documents only: render the items as separate documents (helm template and kustomize do)".into(),
+            });
+        }
         found.scanned = scanned;
         // Paired ConfigMaps by position (a set, not a flag per document of the stream).
         let mut paired = std::collections::BTreeSet::new();

@@ -33,7 +33,13 @@ pub fn inspect(text: &str) -> Result<Vec<CertInfo>, String> {
     }
     let mut out = Vec::new();
     for (i, block) in Pem::iter_from_buffer(text.as_bytes()).enumerate() {
-        let pem = block.map_err(|e| format!("PEM block {}: {e}", i + 1))?;
+        // x509-parser's errors are Rust debug text (`NomError(Eof)`); say what is wrong instead.
+        let pem = block.map_err(|_| {
+            format!(
+                "PEM block {} is malformed (not base64 between BEGIN and END lines, or cut short)",
+                i + 1
+            )
+        })?;
         if pem.label != "CERTIFICATE" {
             return Err(format!(
                 "PEM block {} is a {:?}, not a CERTIFICATE",
@@ -43,7 +49,12 @@ pub fn inspect(text: &str) -> Result<Vec<CertInfo>, String> {
         }
         let cert = pem
             .parse_x509()
-            .map_err(|e| format!("PEM block {} is not a valid X.509 certificate: {e}", i + 1))?;
+            .map_err(|_| {
+                format!(
+                    "PEM block {} is not a valid X.509 certificate (its content does not decode as one)",
+                    i + 1
+                )
+            })?;
         let sans = match cert.subject_alternative_name() {
             Ok(Some(ext)) => ext
                 .value

@@ -450,7 +450,14 @@ pub fn load(text: &str, origin: &str) -> Result<RunnerPatchSpec, Error> {
         problems,
     };
     let value: Value = yaml::parse_as(text).map_err(|e| {
-        let (message, position) = yaml::describe_error(&e);
+        let (mut message, position) = yaml::describe_error(&e);
+        // The problem shows its position up front: do not say it twice.
+        if let Some((line, column)) = position
+            && let Some(stripped) =
+                message.strip_suffix(&format!(" at line {line}, column {column}"))
+        {
+            message = stripped.to_owned();
+        }
         fail(vec![SpecProblem {
             path: String::new(),
             position,

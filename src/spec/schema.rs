@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use serde_json::{Map, Value};
 
 use crate::error::SpecProblem;
+pub use crate::manifest::positions::{Segment, render_path};
 
 /// A schema as the walker sees it: a root and a way to resolve local `$ref`s.
 pub trait Schema {
@@ -271,38 +272,6 @@ pub fn check_reporting_unknown(
     };
     walker.walk(value, schema.root(), &mut Vec::new(), &mut out);
     (out, walker.unknown.into_inner())
-}
-
-/// Renders a path the way every message of runner-patch does: `spec.hostAliases[0].ip`,
-/// with keys that are not plain identifiers quoted: `items["ca.crt"]`.
-pub fn render_path(segments: &[Segment]) -> String {
-    let mut out = String::new();
-    for seg in segments {
-        match seg {
-            Segment::Index(i) => out.push_str(&format!("[{i}]")),
-            Segment::Key(k) => {
-                let plain = !k.is_empty()
-                    && k.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                if plain {
-                    if !out.is_empty() {
-                        out.push('.');
-                    }
-                    out.push_str(k);
-                } else {
-                    out.push_str(&format!("[{k:?}]"));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// One step of a path into a value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Segment {
-    Key(String),
-    Index(usize),
 }
 
 /// The key among `known` that a user most likely meant by `unknown`, if any is close.

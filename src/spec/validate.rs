@@ -277,9 +277,11 @@ pub fn spec(spec: &RunnerPatchSpec, root: &str) -> Vec<SpecProblem> {
     }
     // runnerToml is checked against the runner's schema when it is parsed (runner_toml::Fragment).
     if let Some(fragment) = &spec.runner_toml
-        && let Err(problem) = crate::release::toml::Fragment::parse(fragment)
+        && let Err(problems) = crate::release::toml::Fragment::parse(fragment)
     {
-        push(format!("{root}.runnerToml"), Err(problem));
+        for problem in problems {
+            push(format!("{root}.runnerToml"), Err(problem));
+        }
     }
     // Certificates: one source each, names Kubernetes accepts, no duplicates.
     let mut seen = BTreeMap::new();

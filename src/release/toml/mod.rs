@@ -77,33 +77,37 @@ pub struct Fragment {
 
 impl Fragment {
     /// Parses `text` (`[runners.kubernetes]` … or one `[[runners]]`), rejecting keys the runner
-    /// would silently drop, with the closest known key.
-    pub fn parse(text: &str) -> Result<Fragment, String> {
+    /// would silently drop, with the closest known key: one problem per offending key.
+    pub fn parse(text: &str) -> Result<Fragment, Vec<String>> {
         let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
             let line = e.span().map(|s| line_of(text, s.start));
-            match line {
+            vec![match line {
                 Some(l) => format!("line {l}: {}", e.message()),
                 None => e.message().to_owned(),
-            }
+            }]
         })?;
         let mut runner = None;
+        let mut problems = Vec::new();
         for (key, item) in doc.iter() {
             if key != "runners" {
-                return Err(format!(
+                problems.push(format!(
                     "unknown top-level key `{key}`: the fragment is merged into each [[runners]] entry, so write it under [runners] (global settings belong in the chart's values)"
                 ));
+                continue;
             }
             runner = match item {
                 Item::Table(t) => Some(t.clone()),
                 Item::ArrayOfTables(a) if a.len() == 1 => a.get(0).cloned(),
-                _ => return Err("`runners` must be a table ([runners.kubernetes] …) or a single [[runners]] entry".into()),
+                _ => {
+                    problems.push("`runners` must be a table ([runners.kubernetes] …) or a single [[runners]] entry".into());
+                    None
+                }
             };
         }
         let runner = runner.unwrap_or_default();
         let json = serde_json::json!({ "runners": [table_to_json(&runner)] });
-        let problems = schema::check(&json, runner_schema(), false);
-        if !problems.is_empty() {
-            let all: Vec<String> = problems
+        problems.extend(
+            schema::check(&json, runner_schema(), false)
                 .iter()
                 .map(|p| {
                     format!(
@@ -111,11 +115,13 @@ impl Fragment {
                         p.path.replacen("runners[0]", "runners", 1),
                         p.message
                     )
-                })
-                .collect();
-            return Err(all.join("; "));
+                }),
+        );
+        if problems.is_empty() {
+            Ok(Fragment { runner })
+        } else {
+            Err(problems)
         }
-        Ok(Fragment { runner })
     }
 }
 
@@ -933,9 +939,13 @@ mod tests {
 
     #[test]
     fn fragment_rejects_unknown_keys_with_suggestion() {
-        let err = Fragment::parse("[runners]\ntls_ca_file = \"/x\"\n").unwrap_err();
+        let err = Fragment::parse("[runners]\ntls_ca_file = \"/x\"\n")
+            .unwrap_err()
+            .join("\n");
         assert!(err.contains("tls-ca-file"), "{err}");
-        let err = Fragment::parse("[runners.kubernetes]\nprivilegd = true\n").unwrap_err();
+        let err = Fragment::parse("[runners.kubernetes]\nprivilegd = true\n")
+            .unwrap_err()
+            .join("\n");
         assert!(err.contains("privileged"), "{err}");
         assert!(Fragment::parse("concurrent = 3\n").is_err());
     }
