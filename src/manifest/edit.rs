@@ -46,6 +46,17 @@ pub struct EditError {
 /// `body` (one document's YAML, which reads as `old`) rewritten so that it reads as `new`, or
 /// `None` when the two are equal. See the module documentation.
 pub fn rewrite(body: &str, old: &Value, new: &Value) -> Result<Option<String>, EditError> {
+    rewrite_with(body, old, new, false)
+}
+
+/// [`rewrite`]; with `block_strings`, a string written into block context is a literal block
+/// even when it is a single line (the layout the ConfigMap's TOML value keeps).
+fn rewrite_with(
+    body: &str,
+    old: &Value,
+    new: &Value,
+    block_strings: bool,
+) -> Result<Option<String>, EditError> {
     if old == new {
         return Ok(None);
     }
@@ -55,6 +66,7 @@ pub fn rewrite(body: &str, old: &Value, new: &Value) -> Result<Option<String>, E
         eol: if body.contains("\r\n") { "\r\n" } else { "\n" },
         aliased: &tree.aliased,
         seq_indent: tree.seq_indent,
+        block_strings,
         splices: Vec::new(),
     };
     let mut path = Vec::new();
@@ -71,7 +83,7 @@ pub fn replace_data_value(body: &str, key: &str, value: &str) -> Option<String> 
     old.get("data")?.get(key)?;
     let mut new = old.clone();
     new["data"][key] = Value::String(value.to_owned());
-    match rewrite(body, &old, &new) {
+    match rewrite_with(body, &old, &new, true) {
         Ok(text) => Some(text.unwrap_or_else(|| body.to_owned())),
         Err(_) => None,
     }
@@ -399,6 +411,8 @@ struct Editor<'t> {
     eol: &'static str,
     aliased: &'t HashMap<usize, usize>,
     seq_indent: usize,
+    /// Write every replaced string in block context as a literal block (see [`rewrite_with`]).
+    block_strings: bool,
     splices: Vec<Splice>,
 }
 
@@ -621,7 +635,7 @@ impl Editor<'_> {
             unreachable!("collections handled above")
         };
         if let Value::String(s) = value
-            && s.contains('\n')
+            && (s.contains('\n') || self.block_strings)
         {
             if let Some(block) = literal_block(s, indent + 2) {
                 // The block's content goes on the following lines: a comment after the old
