@@ -12,7 +12,9 @@
 //!   keeping the node's anchor and tag);
 //! - list items and mapping entries that are new go after the last existing one, at its
 //!   indentation and in its layout (block lists keep their dash column; flow collections, `[]` or
-//!   `{…}`, are extended inside their brackets);
+//!   `{…}`, are extended inside their brackets, on a new line of their own when the collection
+//!   spans several lines, so that every existing line stays); a null value that must become a
+//!   list or mapping becomes a block on the following lines;
 //! - removed items and entries lose exactly their lines.
 //!
 //! Why not a lossless YAML syntax-tree crate: the spans come from granit-parser, the parser
