@@ -658,11 +658,12 @@ impl Editor<'_> {
                 let lead = if empty { " " } else { "" };
                 let cut_end =
                     node.end + self.text[node.end..le].trim_end_matches(['\r', '\n']).len();
-                self.splice(
-                    node.start,
-                    cut_end,
-                    format!("{lead}{header}\n{}", block.lines),
-                );
+                let lines = if style == ScalarStyle::Literal {
+                    self.keep_unchanged_lines(node, &block.lines)
+                } else {
+                    block.lines
+                };
+                self.splice(node.start, cut_end, format!("{lead}{header}\n{lines}"));
                 return Ok(());
             }
             self.splice(node.start, node.end, json_quoted(s));
@@ -678,6 +679,58 @@ impl Editor<'_> {
         let text = if empty { format!(" {text}") } else { text };
         self.splice(node.start, node.end, text);
         Ok(())
+    }
+
+    /// The content lines of a literal block replacing the literal block `node`: where a line
+    /// reads the same as one of the old block (matched in order, Myers), the old line's bytes are
+    /// kept (a whitespace-only blank line stays whitespace-only), so only lines that changed
+    /// differ. Applies when both blocks have the same content indentation.
+    fn keep_unchanged_lines(&self, node: &Node, new: &str) -> String {
+        let content_start = line_end(self.text, node.start);
+        if content_start >= node.end {
+            return new.to_owned();
+        }
+        let old_raw: Vec<&str> = self.text[content_start..node.end]
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .collect();
+        let new_raw: Vec<&str> = new.split('\n').collect();
+        let indent_of = |lines: &[&str]| {
+            lines
+                .iter()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.len() - l.trim_start_matches(' ').len())
+        };
+        let indent = indent_of(&old_raw);
+        if indent.is_none() || indent != indent_of(&new_raw) {
+            return new.to_owned();
+        }
+        let indent = indent.unwrap_or(0);
+        let decode = |l: &&str| -> String {
+            if l.len() <= indent && l.trim().is_empty() {
+                String::new()
+            } else {
+                l.get(indent..).unwrap_or(l).to_owned()
+            }
+        };
+        let old_text: Vec<String> = old_raw.iter().map(decode).collect();
+        let new_text: Vec<String> = new_raw.iter().map(decode).collect();
+        let mut out: Vec<&str> = Vec::with_capacity(new_raw.len());
+        for op in similar::capture_diff_slices(similar::Algorithm::Myers, &old_text, &new_text) {
+            match op {
+                similar::DiffOp::Equal { old_index, len, .. } => {
+                    out.extend(&old_raw[old_index..old_index + len]);
+                }
+                similar::DiffOp::Insert {
+                    new_index, new_len, ..
+                }
+                | similar::DiffOp::Replace {
+                    new_index, new_len, ..
+                } => out.extend(&new_raw[new_index..new_index + new_len]),
+                similar::DiffOp::Delete { .. } => {}
+            }
+        }
+        out.join("\n")
     }
 
     fn add_entries(
@@ -1264,6 +1317,19 @@ mod tests {
         assert_eq!(
             out,
             "kind: ConfigMap\ndata:\n  a: \"x\"\n  t:   |\n    new\n    lines\n  \n\n  z: |\n    keep\n"
+        );
+    }
+
+    #[test]
+    fn unchanged_block_lines_keep_their_bytes() {
+        // Helm writes blank TOML lines of a configOverride block as two-space lines.
+        let body = "data:\n  t:   |\n    a = 1\n  \n    [x]\n    b = 2\nz: 1\n";
+        let out = edit(body, |v| {
+            v["data"]["t"] = json!("a = 1\n\n[x]\nb = 3\nc = 4\n")
+        });
+        assert_eq!(
+            out,
+            "data:\n  t:   |\n    a = 1\n  \n    [x]\n    b = 3\n    c = 4\nz: 1\n"
         );
     }
 
