@@ -639,11 +639,25 @@ impl Editor<'_> {
         if let Value::String(s) = value
             && (s.contains('\n') || self.block_strings)
         {
-            if let Some(block) = literal_block(s, indent + 2) {
+            let old_block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
+            // An old block's content indentation is kept (when deeper than the key's).
+            let content_indent = old_block
+                .then(|| block_content_indent(self.text, node))
+                .flatten()
+                .filter(|&i| i > indent)
+                .unwrap_or(indent + 2);
+            if let Some(block) = literal_block(s, content_indent, content_indent - indent) {
                 // The block's content goes on the following lines: a comment after the old
-                // scalar moves onto the indicator's line.
+                // scalar (or on an old block's indicator line) moves onto the indicator's line.
                 let le = line_end(self.text, node.end);
-                let rest = self.text[node.end..le].trim();
+                let rest = if old_block {
+                    let header_line = &self.text[node.start..line_end(self.text, node.start)];
+                    header_line
+                        .find(" #")
+                        .map_or("", |i| header_line[i..].trim())
+                } else {
+                    self.text[node.end..le].trim()
+                };
                 if !rest.is_empty() && !rest.starts_with('#') {
                     return Err(refuse(
                         path,
@@ -918,7 +932,7 @@ impl Editor<'_> {
                 out.push(format!("{pad}{key}:"));
                 out.extend(self.seq_lines(a, col + self.seq_indent));
             }
-            Value::String(s) if s.contains('\n') => match literal_block(s, col + 2) {
+            Value::String(s) if s.contains('\n') => match literal_block(s, col + 2, 2) {
                 Some(block) => {
                     out.push(format!("{pad}{key}: {}", block.header));
                     out.extend(block.lines.split('\n').map(str::to_owned));
@@ -1065,6 +1079,15 @@ fn dash_layout(text: &str, start: usize) -> Option<(usize, usize)> {
     Some((dash, prefix.len()))
 }
 
+/// The column of a block scalar's content: the indentation of its first non-blank line.
+fn block_content_indent(text: &str, node: &Node) -> Option<usize> {
+    let content_start = line_end(text, node.start);
+    text.get(content_start..node.end)?
+        .split('\n')
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start_matches(' ').len())
+}
+
 /// The end of a block scalar whose indicator is at `indicator` and whose span ends at `span_end`
 /// (the next token): the end of its last line that is content. Trailing blank lines no deeper
 /// than the content's indentation are not content (Helm leaves such lines after every block);
@@ -1179,8 +1202,9 @@ fn first_difference(a: &Value, b: &Value, path: &mut Vec<Segment>) -> Option<Str
 // ---------------------------------------------------------------------------------------------
 // Scalars.
 
-/// A literal block for `s` with content at column `indent`: the header (`|`, `|-`, with an
-/// indentation indicator when the first line starts with a space) and the content lines. `None`
+/// A literal block for `s` with content at column `indent`, `indicator` columns deeper than its
+/// parent: the header (`|`, `|-`, with that indentation indicator when the first line starts with
+/// a space) and the content lines. `None`
 /// when a literal block cannot carry `s` exactly (control characters, CR, YAML line separators,
 /// several trailing line breaks, a TAB-first line Go readers reject).
 struct Block {
@@ -1188,7 +1212,7 @@ struct Block {
     lines: String,
 }
 
-fn literal_block(s: &str, indent: usize) -> Option<Block> {
+fn literal_block(s: &str, indent: usize, indicator: usize) -> Option<Block> {
     let can = !s.is_empty()
         && !s.starts_with(['\t', '\n'])
         && !s.ends_with("\n\n")
@@ -1201,7 +1225,10 @@ fn literal_block(s: &str, indent: usize) -> Option<Block> {
     }
     let mut header = String::from("|");
     if s.starts_with(' ') {
-        header.push('2');
+        if !(1..=9).contains(&indicator) {
+            return None;
+        }
+        header.push(char::from(b'0' + indicator as u8));
     }
     if !s.ends_with('\n') {
         header.push('-');
@@ -1330,6 +1357,18 @@ mod tests {
         assert_eq!(
             out,
             "data:\n  t:   |\n    a = 1\n  \n    [x]\n    b = 3\n    c = 4\nz: 1\n"
+        );
+    }
+
+    #[test]
+    fn a_block_keeps_its_indentation_and_header_comment() {
+        let body = "data:\n  t: |  # toml\n      a = 1\n      b = 2\n  z: 1\n";
+        let out = edit(body, |v| {
+            v["data"]["t"] = json!(" lead = 0\na = 1\nb = 2\n")
+        });
+        assert_eq!(
+            out,
+            "data:\n  t: |4 # toml\n       lead = 0\n      a = 1\n      b = 2\n  z: 1\n"
         );
     }
 
