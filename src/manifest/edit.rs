@@ -720,15 +720,8 @@ impl Editor<'_> {
             return new.to_owned();
         }
         let indent = indent.unwrap_or(0);
-        let decode = |l: &&str| -> String {
-            if l.len() <= indent && l.trim().is_empty() {
-                String::new()
-            } else {
-                l.get(indent..).unwrap_or(l).to_owned()
-            }
-        };
-        let old_text: Vec<String> = old_raw.iter().map(decode).collect();
-        let new_text: Vec<String> = new_raw.iter().map(decode).collect();
+        let old_text: Vec<&str> = old_raw.iter().map(|l| decode(l, indent)).collect();
+        let new_text: Vec<&str> = new_raw.iter().map(|l| decode(l, indent)).collect();
         let mut out: Vec<&str> = Vec::with_capacity(new_raw.len());
         for op in similar::capture_diff_slices(similar::Algorithm::Myers, &old_text, &new_text) {
             match op {
@@ -1079,6 +1072,16 @@ fn dash_layout(text: &str, start: usize) -> Option<(usize, usize)> {
     Some((dash, prefix.len()))
 }
 
+/// What a line of a block scalar with content at column `indent` holds (a blank line no deeper
+/// than that holds nothing).
+fn decode(line: &str, indent: usize) -> &str {
+    if line.len() <= indent && line.trim().is_empty() {
+        ""
+    } else {
+        line.get(indent..).unwrap_or(line)
+    }
+}
+
 /// The column of a block scalar's content: the indentation of its first non-blank line.
 fn block_content_indent(text: &str, node: &Node) -> Option<usize> {
     let content_start = line_end(text, node.start);
@@ -1235,20 +1238,17 @@ fn literal_block(s: &str, indent: usize, indicator: usize) -> Option<Block> {
     }
     let pad = " ".repeat(indent);
     let body = s.strip_suffix('\n').unwrap_or(s);
-    let lines: Vec<String> = body
-        .split('\n')
-        .map(|l| {
-            if l.is_empty() {
-                String::new()
-            } else {
-                format!("{pad}{l}")
-            }
-        })
-        .collect();
-    Some(Block {
-        header,
-        lines: lines.join("\n"),
-    })
+    let mut lines = String::with_capacity(body.len() + body.len() / 8 + indent);
+    for (i, l) in body.split('\n').enumerate() {
+        if i > 0 {
+            lines.push('\n');
+        }
+        if !l.is_empty() {
+            lines.push_str(&pad);
+            lines.push_str(l);
+        }
+    }
+    Some(Block { header, lines })
 }
 
 /// A scalar in block context, written so that go-yaml v2, yaml.v3 and YAML 1.1 readers all read
