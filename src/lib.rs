@@ -7,7 +7,8 @@
 //!   `register` does with a template), certificates.
 //! - [`manifest`] — the YAML layer, which knows nothing of runners: reading the input
 //!   ([`manifest::source`]), cutting it into documents ([`manifest::stream`]), positions, the
-//!   in-place scalar editor ([`manifest::edit`]) and the Go-safe emitter ([`manifest::yaml`]).
+//!   in-place editor of both target documents ([`manifest::edit`]) and the Go-safe reader and
+//!   emitter ([`manifest::yaml`]).
 //! - [`release`] — one gitlab-runner release: [`release::locate`] finds and pairs the
 //!   Deployment and its ConfigMap, [`release::toml`] edits `config.template.toml`,
 //!   [`release::pod`] edits the Deployment, [`release::trust`] wires certificates in,

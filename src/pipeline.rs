@@ -58,16 +58,17 @@ pub fn patch(input: &str, spec: &CompiledPatch) -> Result<Outcome, Error> {
 /// is read once), returning the output as pieces (see [`Patched`]).
 pub fn patch_pieces<'a>(input: &'a [u8], spec: &CompiledPatch) -> Result<Patched<'a>, Error> {
     let locator = locate::Locator::new(spec.selector.as_ref(), !spec.certificates.is_empty());
-    let (stream, candidates) = scan(input, &locator)?;
+    let mut scanned = scan(input, &locator)?;
     let passthrough = || Patched {
         pieces: vec![input.into()],
         warnings: spec.warnings.clone(),
         ..Patched::default()
     };
-    if stream.docs.iter().all(Doc::is_empty) {
+    if scanned.non_empty == 0 {
         return Ok(passthrough());
     }
-    let mut found = locate_releases(&stream, candidates, locator)?;
+    let candidates = std::mem::take(&mut scanned.candidates);
+    let mut found = locate_releases(&scanned, candidates, locator)?;
     if found.releases.is_empty() {
         if spec.allow_missing {
             return Ok(passthrough());
@@ -93,7 +94,7 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &CompiledPatch) -> Result<Patched
         .collect();
     let context = release::Context {
         spec,
-        docs: &stream.docs,
+        docs: &scanned.kept,
         found: &found,
         toml_patch: &toml_patch,
     };
@@ -119,7 +120,7 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &CompiledPatch) -> Result<Patched
     // Untouched documents are contiguous stretches of the input: emit each stretch as one slice.
     let mut start = 0usize;
     for (pos, text) in rewritten {
-        let doc = &stream.docs[pos];
+        let doc = &scanned.kept[&pos];
         outcome.pieces.push(input[start..doc.offset].into());
         outcome.pieces.push(text.into_bytes().into());
         start = doc.offset + doc.text_len();
@@ -127,7 +128,7 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &CompiledPatch) -> Result<Patched
     outcome.pieces.push(input[start..].into());
     if !appended.is_empty() {
         // New documents go at the end; Helm 4 names them `generated-by-postrender-N.yaml`.
-        let crlf = stream.docs.last().is_some_and(Doc::uses_crlf);
+        let crlf = scanned.last.as_ref().is_some_and(Doc::uses_crlf);
         if !input.is_empty() && !input.ends_with(b"\n") {
             outcome.pieces.push(b"\n".into());
         }
@@ -143,14 +144,26 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &CompiledPatch) -> Result<Patched
     Ok(outcome)
 }
 
+/// What reading the stream keeps: only the documents that may be targets (parsed), and counts.
+/// Memory is bounded by the input plus the candidates, whatever the number of documents: a
+/// stream of 5 M `---` lines keeps no per-document record.
+struct Scanned<'a> {
+    /// Candidate documents by position (0-based), with their parsed values in `candidates`.
+    kept: BTreeMap<usize, Doc<'a>>,
+    candidates: Vec<(usize, Value)>,
+    /// Number of documents (to make run-relative positions stream-wide), and of those holding
+    /// YAML content.
+    count: usize,
+    non_empty: usize,
+    /// The last document (its line ending is used for appended documents).
+    last: Option<Doc<'a>>,
+}
+
 /// Splits `input` into documents, checks each is UTF-8, asks `locator` which may be targets and
 /// parses those: one pass, each document handled while it is in cache. A large stream is cut into
 /// runs of whole documents read side by side; their indexes and lines are then made stream-wide,
 /// and the first error in stream order wins, as in a single-threaded read.
-fn scan<'a>(
-    input: &'a [u8],
-    locator: &locate::Locator<'_>,
-) -> Result<(stream::Stream<'a>, Vec<(usize, Value)>), Error> {
+fn scan<'a>(input: &'a [u8], locator: &locate::Locator<'_>) -> Result<Scanned<'a>, Error> {
     let (bom, text) = stream::strip_bom(input);
     // Several runs per thread, taken in turn (see `par::map`), so that a thread slowed down by
     // its vCPU does not hold the others up at the end.
@@ -173,59 +186,82 @@ fn scan<'a>(
             };
             if locator.is_candidate(&doc) {
                 match locate::parse_doc(&doc) {
-                    Ok(value) => run.candidates.push((run.docs.len(), value)),
+                    Ok(value) => {
+                        run.candidates.push((run.count, value));
+                        run.kept.push((run.count, doc));
+                    }
                     Err(e) => {
                         run.error = Some(e);
                         break;
                     }
                 }
             }
-            run.docs.push(doc);
+            run.non_empty += usize::from(!doc.is_empty());
+            run.count += 1;
+            run.last = Some(doc);
         }
         run.newlines = split.newlines();
         run
     });
-    let mut docs = Vec::new();
-    let mut candidates = Vec::new();
+    let mut out = Scanned {
+        kept: BTreeMap::new(),
+        candidates: Vec::new(),
+        count: 0,
+        non_empty: 0,
+        last: None,
+    };
     let mut lines = 0;
-    for mut run in scanned {
-        let first = docs.len();
+    for run in scanned {
+        let first = out.count;
         if let Some(e) = run.error {
             return Err(e.shifted(first, lines));
         }
-        for doc in &mut run.docs {
+        let shift = |mut doc: Doc<'a>| {
             doc.index += first;
             doc.line += lines;
             doc.body_line += lines;
+            doc
+        };
+        out.kept.extend(
+            run.kept
+                .into_iter()
+                .map(|(pos, doc)| (pos + first, shift(doc))),
+        );
+        out.candidates
+            .extend(run.candidates.into_iter().map(|(c, v)| (c + first, v)));
+        if run.last.is_some() {
+            out.last = run.last.map(shift);
         }
-        candidates.extend(run.candidates.into_iter().map(|(c, v)| (c + first, v)));
-        docs.extend(run.docs);
+        out.count += run.count;
+        out.non_empty += run.non_empty;
         lines += run.newlines;
     }
-    Ok((stream::Stream { bom, docs }, candidates))
+    Ok(out)
 }
 
 /// What one thread's read of a run of documents found (indexes and lines relative to the run).
 #[derive(Default)]
 struct Run<'a> {
-    docs: Vec<Doc<'a>>,
-    /// Candidates, parsed: position in `docs` and value.
+    /// Candidates: position in the run, document and value.
+    kept: Vec<(usize, Doc<'a>)>,
     candidates: Vec<(usize, Value)>,
+    count: usize,
+    non_empty: usize,
+    last: Option<Doc<'a>>,
     newlines: usize,
     error: Option<Error>,
 }
 
 /// Classifies the parsed candidates in stream order and pairs the releases.
 fn locate_releases(
-    stream: &stream::Stream<'_>,
+    scanned: &Scanned<'_>,
     candidates: Vec<(usize, Value)>,
     mut locator: locate::Locator<'_>,
 ) -> Result<locate::Found, Error> {
     for (pos, value) in candidates {
-        locator.classify(pos, &stream.docs[pos], value);
+        locator.classify(pos, &scanned.kept[&pos], value);
     }
-    let scanned = stream.docs.iter().filter(|d| !d.is_empty()).count();
-    locator.finish(stream.docs.len(), scanned)
+    locator.finish(scanned.non_empty)
 }
 
 /// The TOML part of the patch, common to every release (each adds its certificates' volumes).

@@ -195,20 +195,39 @@ fn go_readers_read_tricky_strings_back_unchanged() {
     text.push_str("---\n");
     text.push_str(&runner_patch::manifest::yaml::emit(&cm).unwrap());
     expected.push(cm);
-    // The in-place edit of a ConfigMap value, for every multi-line value it accepts.
-    for (k, v) in data["multiline"].as_object().unwrap() {
+    // The in-place editor, for every multi-line value (a ConfigMap's TOML scalar replaced) and
+    // every string (a plain scalar replaced, and a new list item and mapping key written).
+    let edit = |body: &str, change: &dyn Fn(&mut Value)| {
+        let old = runner_patch::manifest::yaml::parse(body).unwrap();
+        let mut new = old.clone();
+        change(&mut new);
+        let edited = runner_patch::manifest::edit::rewrite(body, &old, &new)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .unwrap();
+        (edited, new)
+    };
+    let mut push = |(edited, new): (String, Value)| {
+        text.push_str("---\n");
+        text.push_str(&edited);
+        expected.push(new);
+    };
+    for v in data["multiline"].as_object().unwrap().values() {
         let body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inplace\ndata:\n  before: \"on\"\n  config.template.toml:   |\n    old\n  \n  after: |\n    kept\n";
-        if let Some(edited) = runner_patch::manifest::edit::replace_data_value(
-            body,
-            "config.template.toml",
-            v.as_str().unwrap(),
-        ) {
-            text.push_str("---\n");
-            text.push_str(&edited);
-            expected.push(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "inplace"}, "data": {"before": "on", "config.template.toml": v, "after": "kept\n"}}));
-        } else {
-            eprintln!("in-place edit declined {k:?} (falls back to the emitter)");
-        }
+        push(edit(body, &|d| {
+            d["data"]["config.template.toml"] = v.clone()
+        }));
+    }
+    for v in data["strings"].as_array().unwrap() {
+        let body = "spec:\n  env:\n  - name: A\n    value: y\n  - name: B\n    value: \"x\"\n  m:\n    k: 0644\n";
+        push(edit(body, &|d| {
+            d["spec"]["env"][0]["value"] = v.clone();
+            d["spec"]["env"][1]["value"] = v.clone();
+            d["spec"]["env"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "C", "value": v}));
+            d["spec"]["m"]["new"] = v.clone();
+        }));
     }
     let path = tmp.path().join("strings.yaml");
     std::fs::write(&path, &text).unwrap();

@@ -64,7 +64,7 @@ pub fn find(docs: &[Doc<'_>], selector: Option<&Selector>) -> Result<Found, Erro
         }
     }
     let scanned = docs.iter().filter(|d| !d.is_empty()).count();
-    locator.finish(docs.len(), scanned)
+    locator.finish(scanned)
 }
 
 /// [`find`] in steps that a caller can spread over threads: [`Locator::is_candidate`] on every
@@ -157,8 +157,8 @@ impl<'s> Locator<'s> {
         self.found.parsed.insert(pos, Parsed { value, doc_ref });
     }
 
-    /// Pairs what was classified in a stream of `count` documents, `scanned` of them non-empty.
-    pub fn finish(self, count: usize, scanned: usize) -> Result<Found, Error> {
+    /// Pairs what was classified in a stream of which `scanned` documents are non-empty.
+    pub fn finish(self, scanned: usize) -> Result<Found, Error> {
         let Locator {
             selector,
             mut found,
@@ -174,7 +174,8 @@ impl<'s> Locator<'s> {
             });
         }
         found.scanned = scanned;
-        let mut paired = vec![false; count];
+        // Paired ConfigMaps by position (a set, not a flag per document of the stream).
+        let mut paired = std::collections::BTreeSet::new();
         for (pos, cm_name, container) in deployments {
             let d = &found.parsed[&pos];
             let ns = &d.doc_ref.namespace;
@@ -208,7 +209,7 @@ impl<'s> Locator<'s> {
                     });
                 }
             };
-            if paired[configmap] {
+            if !paired.insert(configmap) {
                 return Err(Error::Pairing {
                     doc: Box::new(d.doc_ref.clone()),
                     message: format!(
@@ -216,7 +217,6 @@ impl<'s> Locator<'s> {
                     ),
                 });
             }
-            paired[configmap] = true;
             if selects(selector, &found.parsed[&pos].value) {
                 found.releases.push(Release {
                     configmap,
@@ -226,7 +226,7 @@ impl<'s> Locator<'s> {
             }
         }
         for &c in &configmaps {
-            if !paired[c] && selects(selector, &found.parsed[&c].value) {
+            if !paired.contains(&c) && selects(selector, &found.parsed[&c].value) {
                 return Err(Error::Pairing {
                     doc: Box::new(found.parsed[&c].doc_ref.clone()),
                     message: "looks like a gitlab-runner ConfigMap, but no Deployment in the stream mounts it; patching the TOML alone would never roll the runner".into(),
@@ -340,7 +340,7 @@ fn is_runner_configmap(v: &Value) -> bool {
 }
 
 /// For a runner Deployment: the ConfigMap name behind its `configmaps` volume and the index of the
-/// container that mounts it at `/configmaps`.
+/// runner container (see [`runner_container`]).
 fn runner_deployment(v: &Value) -> Option<(String, usize)> {
     if v.get("kind").and_then(Value::as_str) != Some("Deployment") {
         return None;
@@ -354,7 +354,19 @@ fn runner_deployment(v: &Value) -> Option<(String, usize)> {
         .pointer("/configMap/name")?
         .as_str()?
         .to_owned();
-    let container = pod.get("containers")?.as_array()?.iter().position(|c| {
+    let name = v.pointer("/metadata/name").and_then(Value::as_str);
+    let container = runner_container(pod.get("containers")?.as_array()?, name)?;
+    Some((cm, container))
+}
+
+/// The runner container, found by what it does rather than where it is listed: among the
+/// containers that mount the `configmaps` volume at `/configmaps`, the one that runs the chart's
+/// entrypoint (`/configmaps/entrypoint` in its command or args); if several do, the one named like
+/// the Deployment (the chart names its container after the fullname). Without an entrypoint
+/// (a custom command), the one named like the Deployment, or the only one mounting `configmaps`.
+/// A sidecar listed first that also mounts `configmaps` is never taken for the runner.
+pub fn runner_container(containers: &[Value], deployment_name: Option<&str>) -> Option<usize> {
+    let mounts_configmaps = |c: &Value| {
         c.get("volumeMounts")
             .and_then(Value::as_array)
             .is_some_and(|mounts| {
@@ -366,8 +378,46 @@ fn runner_deployment(v: &Value) -> Option<(String, usize)> {
                             == Some("/configmaps")
                 })
             })
-    })?;
-    Some((cm, container))
+    };
+    let runs_entrypoint = |c: &Value| {
+        ["command", "args"].iter().any(|k| {
+            c.get(*k).and_then(Value::as_array).is_some_and(|words| {
+                words.iter().any(|w| {
+                    w.as_str()
+                        .is_some_and(|w| w.trim_end().ends_with("/configmaps/entrypoint"))
+                })
+            })
+        })
+    };
+    let named = |c: &Value| {
+        deployment_name.is_some_and(|n| c.get("name").and_then(Value::as_str) == Some(n))
+    };
+    let candidates: Vec<usize> = (0..containers.len())
+        .filter(|&i| mounts_configmaps(&containers[i]))
+        .collect();
+    let running: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|&i| runs_entrypoint(&containers[i]))
+        .collect();
+    let pick = |among: &[usize]| -> Option<usize> {
+        match among {
+            [one] => Some(*one),
+            [] => None,
+            several => several
+                .iter()
+                .copied()
+                .find(|&i| named(&containers[i]))
+                .or(Some(several[0])),
+        }
+    };
+    if !running.is_empty() {
+        return pick(&running);
+    }
+    match candidates.as_slice() {
+        [one] => Some(*one),
+        several => several.iter().copied().find(|&i| named(&containers[i])),
+    }
 }
 
 fn selects(selector: Option<&Selector>, v: &Value) -> bool {
@@ -389,7 +439,36 @@ fn selects(selector: Option<&Selector>, v: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::declared_kind;
+    use super::{declared_kind, runner_container};
+    use serde_json::json;
+
+    #[test]
+    fn finds_the_runner_container_by_what_it_runs() {
+        let mount = json!([{"name": "configmaps", "mountPath": "/configmaps"}]);
+        let sidecar = json!({"name": "sidecar", "command": ["sh", "-c", "cat /configmaps/x"], "volumeMounts": mount});
+        let runner = json!({"name": "gitlab-runner", "command": ["/usr/bin/dumb-init", "--", "/bin/bash", "/configmaps/entrypoint"], "volumeMounts": mount});
+        let other = json!({"name": "other"});
+        assert_eq!(
+            runner_container(&[sidecar.clone(), other.clone(), runner.clone()], Some("x")),
+            Some(2)
+        );
+        // Without the entrypoint: by name, or the only one mounting configmaps.
+        let custom =
+            json!({"name": "gitlab-runner", "command": ["/my-start"], "volumeMounts": mount});
+        assert_eq!(
+            runner_container(&[sidecar.clone(), custom.clone()], Some("gitlab-runner")),
+            Some(1)
+        );
+        assert_eq!(runner_container(&[other, custom.clone()], None), Some(1));
+        assert_eq!(runner_container(&[sidecar, custom], None), None);
+        // Two that run the entrypoint: the one named like the Deployment.
+        let mut twin = runner.clone();
+        twin["name"] = json!("twin");
+        assert_eq!(
+            runner_container(&[twin, runner], Some("gitlab-runner")),
+            Some(1)
+        );
+    }
 
     #[test]
     fn reads_the_kind_from_the_text_only_when_it_is_certain() {

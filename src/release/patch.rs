@@ -1,6 +1,10 @@
 //! Patches one gitlab-runner release: its ConfigMap's runner TOML, its Deployment's pod template,
 //! and the ConfigMaps its certificates need. A pure function of the release and the spec, so
 //! that the releases of a large stream can be patched side by side.
+//!
+//! Both documents are edited in place ([`edit::rewrite`]): what changes is decided on values (the
+//! TOML text, the pod template), and only the bytes of what changed are written; the result is
+//! read back and compared with the intended value in every build.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +24,9 @@ use crate::{DocRef, Error};
 #[derive(Clone, Copy)]
 pub(crate) struct Context<'c, 'a> {
     pub spec: &'c CompiledPatch,
-    pub docs: &'c [Doc<'a>],
+    /// The documents that were parsed (candidates), by position in the stream; the others are
+    /// never edited, so they are not kept (a stream of millions of tiny documents stays small).
+    pub docs: &'c BTreeMap<usize, Doc<'a>>,
     pub found: &'c Found,
     pub toml_patch: &'c TomlPatch,
 }
@@ -52,7 +58,7 @@ pub(crate) fn patch(
     } = *context;
     let mut out = Output::default();
     let cm = &found.parsed[&release.configmap];
-    let cm_doc = &docs[release.configmap];
+    let cm_doc = &docs[&release.configmap];
     // The runner TOML is parsed once here; the checks and the edit share the document.
     let source = toml_source(cm);
     // `register --template-config` reads the template, and the env vars win over it; with
@@ -79,7 +85,7 @@ pub(crate) fn patch(
         &deploy,
         release.container,
         &mut out.warnings,
-    );
+    )?;
     let mut release_toml = toml_patch.clone();
     release_toml
         .config_map_volumes
@@ -143,15 +149,12 @@ pub(crate) fn patch(
     let checksum = (new_cm.is_some() || !plan.trust.generated.is_empty())
         .then(|| checksum(&cm.value, new_cm.as_ref(), &plan.trust.generated));
     if let Some(change) = &new_cm {
-        let text = match render_in_place(cm_doc, change) {
-            Some(text) => text,
-            None => {
-                let mut value = cm.value.clone();
-                value["data"][change.key] = Value::String(change.text.clone());
-                render(cm_doc, &value, &cm.doc_ref)?
-            }
-        };
-        out.rewritten.push((release.configmap, text));
+        let mut intended = cm.value.clone();
+        intended["data"][change.key] = Value::String(change.text.clone());
+        out.rewritten.push((
+            release.configmap,
+            edit_in_place(cm_doc, &cm.value, &intended, &cm.doc_ref)?,
+        ));
         out.changes.push(format!(
             "updated {}: data[{:?}]",
             short(&cm.doc_ref),
@@ -164,14 +167,19 @@ pub(crate) fn patch(
         volume_mounts: &spec.manager_volume_mounts,
         checksum,
         certs: Some((plan.certs_dir, plan.trust.manager_sources.as_slice())),
-        remove_env: env.remove,
+        env: env
+            .remove
+            .iter()
+            .map(|name| pod::EnvEdit::Drop { name: name.clone() })
+            .collect(),
     };
     let Parsed {
-        value: mut deploy_value,
+        value: before,
         doc_ref: deploy_ref,
     } = deploy;
+    let mut after = before.clone();
     let changed =
-        pod::apply(&mut deploy_value, release.container, &pod_patch).map_err(|f| Error::Field {
+        pod::apply(&mut after, release.container, &pod_patch).map_err(|f| Error::Field {
             doc: Box::new(deploy_ref.clone()),
             field: f.field,
             message: f.message,
@@ -182,7 +190,7 @@ pub(crate) fn patch(
         out.changes.extend(removed_env);
         out.rewritten.push((
             release.deployment,
-            render(&docs[release.deployment], &deploy_value, &deploy_ref)?,
+            edit_in_place(&docs[&release.deployment], &before, &after, &deploy_ref)?,
         ));
     }
     // Generated ConfigMaps: updated where an earlier run put them, otherwise appended.
@@ -207,8 +215,10 @@ pub(crate) fn patch(
         match found.generated.get(&key) {
             Some(&pos) if found.parsed[&pos].value == *generated => {}
             Some(&pos) => {
-                out.rewritten
-                    .push((pos, render(&docs[pos], generated, &doc_ref)?));
+                out.rewritten.push((
+                    pos,
+                    edit_in_place(&docs[&pos], &found.parsed[&pos].value, generated, &doc_ref)?,
+                ));
             }
             None => {
                 out.changes.push(format!("generated {}", short(&doc_ref)));
@@ -244,7 +254,7 @@ fn plan_certificates(
     deploy: &Parsed,
     container: usize,
     warnings: &mut Vec<String>,
-) -> CertPlan {
+) -> Result<CertPlan, Error> {
     let pod = deploy.value.pointer("/spec/template/spec");
     let runs_as_root = |ctx: Option<&Value>| {
         ctx.and_then(|c| c.get("runAsUser")).and_then(Value::as_i64) == Some(0)
@@ -258,10 +268,10 @@ fn plan_certificates(
         trust::CERTS_DIR
     };
     if certificates.is_empty() {
-        return CertPlan {
+        return Ok(CertPlan {
             trust: trust::Plan::default(),
             certs_dir,
-        };
+        });
     }
     let mut labels = serde_json::Map::new();
     for key in ["app", "release"] {
@@ -276,7 +286,23 @@ fn plan_certificates(
         labels,
         certs_dir,
     };
-    let mut plan = trust::plan(certificates, &info);
+    let mut plan = trust::plan(certificates, &info).map_err(|clash| {
+        let host = |i: usize| &certificates[i].host;
+        Error::Spec {
+            origin: "(spec)".into(),
+            problems: vec![crate::error::SpecProblem {
+                path: format!("spec.certificates[{}].host", clash.second),
+                position: None,
+                message: format!(
+                    "{:?} and spec.certificates[{}].host {:?} would both generate ConfigMap {:?} (a name keeps only letters, digits and dashes), and one certificate would be lost; give one of them a configMap or secret of your own",
+                    host(clash.second),
+                    clash.first,
+                    host(clash.first),
+                    clash.name
+                ),
+            }],
+        }
+    })?;
     // The runner uses certs/<host>.crt for the URL's host only: say so when they differ.
     let url = c
         .and_then(|c| c.get("env"))
@@ -310,10 +336,10 @@ fn plan_certificates(
             plan.tls_ca_file = None;
         }
     }
-    CertPlan {
+    Ok(CertPlan {
         trust: plan,
         certs_dir,
-    }
+    })
 }
 
 /// The key of the chart's template TOML.
@@ -421,17 +447,6 @@ struct ConfigMapChange {
     text: String,
 }
 
-/// Rewrites only the TOML scalar in the document's own text, so that the rest of the ConfigMap
-/// stays byte for byte. `None` (fall back to re-emitting) when the text cannot be edited in place;
-/// [`edit::replace_data_value`] verifies what it wrote.
-fn render_in_place(doc: &Doc<'_>, change: &ConfigMapChange) -> Option<String> {
-    if doc.uses_crlf() || doc.body.starts_with("---") {
-        return None;
-    }
-    let body = edit::replace_data_value(doc.body, change.key, &change.text)?;
-    Some([doc.head, body.as_str(), doc.tail].concat())
-}
-
 /// The stream line of `key:` when its value is a block scalar (TOML line n is at that line + n).
 fn block_scalar_line(doc: &Doc<'_>, key: &str) -> Option<usize> {
     doc.body.lines().enumerate().find_map(|(i, line)| {
@@ -484,27 +499,33 @@ fn checksum(configmap: &Value, change: Option<&ConfigMapChange>, generated: &[Va
         .collect()
 }
 
-/// Re-emits a changed document: its head (`---`, `# Source:` …) and tail stay as they were.
-fn render(doc: &Doc<'_>, value: &Value, doc_ref: &DocRef) -> Result<String, Error> {
-    let mut body = yaml::emit(value).map_err(|message| Error::Fidelity {
+/// The document's text edited in place so that it reads as `after` (see [`edit::rewrite`]); its
+/// head (`---`, `# Source:` …) and tail stay as they were. The edit is read back and compared
+/// with `after` in every build: a mismatch is an error naming the document and the field.
+fn edit_in_place(
+    doc: &Doc<'_>,
+    before: &Value,
+    after: &Value,
+    doc_ref: &DocRef,
+) -> Result<String, Error> {
+    let body = edit::rewrite(doc.body, before, after).map_err(|e| Error::Field {
         doc: Box::new(doc_ref.clone()),
-        message,
+        field: if e.field.is_empty() {
+            "(document)".into()
+        } else {
+            e.field
+        },
+        message: match e.at {
+            Some(at) => format!(
+                "{} (stream line {})",
+                e.message,
+                doc.body_line + doc.body[..at].matches('\n').count()
+            ),
+            None => e.message,
+        },
     })?;
-    if doc.body.starts_with("---") {
-        // The marker shared its line with content (`--- {…}`); give it a line of its own.
-        body.insert_str(0, "---\n");
-    }
-    if !doc.body.ends_with('\n') && doc.tail.is_empty() {
-        body.truncate(body.trim_end_matches('\n').len());
-    }
-    if doc.uses_crlf() {
-        body = body.replace('\n', "\r\n");
-    }
-    let mut out = String::with_capacity(doc.head.len() + body.len() + doc.tail.len());
-    out.push_str(doc.head);
-    out.push_str(&body);
-    out.push_str(doc.tail);
-    Ok(out)
+    let body = body.as_deref().unwrap_or(doc.body);
+    Ok([doc.head, body, doc.tail].concat())
 }
 
 /// `Kind ns/name` for change lines.

@@ -3,10 +3,12 @@
 //!
 //! Edits are computed as RFC 6902 operations (json-patch) against the parsed document, so every
 //! change is an explicit add/replace at a known path, and applying the same spec to its own output
-//! yields no operations at all (idempotence by construction).
+//! yields no operations at all (idempotence by construction). The result is the value the
+//! Deployment must read as; [`crate::manifest::edit`] then writes it into the document's own
+//! text (the Deployment is edited in place, never re-emitted).
 
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
+use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 use serde_json::{Value, json};
 
@@ -25,9 +27,19 @@ pub struct PodPatch<'a> {
     pub checksum: Option<String>,
     /// Certificates for the runner's certs directory: `(directory, projected-volume sources)`.
     pub certs: Option<(&'a str, &'a [Value])>,
-    /// Env vars to remove from the runner container, every entry of each name (they would
-    /// override what the patch writes to the runner TOML; see [`crate::release::register`]).
-    pub remove_env: Vec<String>,
+    /// Changes to the runner container's `env` (so that the patch wins over an env var that
+    /// `register` would prefer to the TOML), applied in order.
+    pub env: Vec<EnvEdit>,
+}
+
+/// One change to the runner container's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvEdit {
+    /// Give every entry named `name` this literal `value` (a `valueFrom` is dropped), or append
+    /// `{name, value}` when there is none.
+    Set { name: String, value: String },
+    /// Remove every entry named `name`.
+    Drop { name: String },
 }
 
 /// Name of the projected volume runner-patch adds for the certs directory.
@@ -63,7 +75,7 @@ pub fn apply(
     {
         certs_ops(pod, container, dir, sources, &mut ops)?;
     }
-    remove_env_ops(pod, container, &patch.remove_env, &mut ops)?;
+    env_ops(pod, container, &patch.env, &mut ops)?;
     if let Some(sum) = &patch.checksum {
         checksum_ops(deployment, sum, &mut ops);
     }
@@ -404,33 +416,57 @@ fn certs_ops(
     Ok(())
 }
 
-/// Removes the runner container's env entries named in `names`, last first so that the indexes
-/// of the operations stay valid while they apply.
-fn remove_env_ops(
+/// The runner container's `env` after `edits`, as one replacement of the list (the in-place
+/// editor turns it into the few lines that change).
+fn env_ops(
     pod: &Value,
     container: usize,
-    names: &[String],
+    edits: &[EnvEdit],
     ops: &mut Vec<PatchOperation>,
 ) -> Result<(), FieldFailure> {
-    if names.is_empty() {
+    if edits.is_empty() {
         return Ok(());
     }
     let c = pod
         .pointer(&format!("/containers/{container}"))
         .unwrap_or(&Value::Null);
-    let env = list(c, "env").map_err(|mut e| {
+    let existing = list(c, "env").map_err(|mut e| {
         e.field = format!("spec.template.spec.containers[{container}].env");
         e
     })?;
-    let container_key = container.to_string();
-    for (i, entry) in env.iter().enumerate().rev() {
-        let name = entry.get("name").and_then(Value::as_str);
-        if name.is_some_and(|n| names.iter().any(|x| x == n)) {
-            ops.push(PatchOperation::Remove(RemoveOperation {
-                path: pod_ptr(&["containers", &container_key, "env", &i.to_string()]),
-            }));
+    let mut env: Vec<Value> = existing.to_vec();
+    let named = |e: &Value, name: &str| e.get("name").and_then(Value::as_str) == Some(name);
+    for edit in edits {
+        match edit {
+            EnvEdit::Set { name, value } => {
+                let mut found = false;
+                for entry in env.iter_mut().filter(|e| named(e, name)) {
+                    found = true;
+                    if let Some(m) = entry.as_object_mut() {
+                        m.remove("valueFrom");
+                        m.insert("value".into(), Value::String(value.clone()));
+                    }
+                }
+                if !found {
+                    env.push(json!({"name": name, "value": value}));
+                }
+            }
+            EnvEdit::Drop { name } => env.retain(|e| !named(e, name)),
         }
     }
+    if env.as_slice() == existing {
+        return Ok(());
+    }
+    let container_key = container.to_string();
+    let path = pod_ptr(&["containers", &container_key, "env"]);
+    ops.push(if c.get("env").is_none_or(Value::is_null) {
+        add(path, Value::Array(env))
+    } else {
+        PatchOperation::Replace(ReplaceOperation {
+            path,
+            value: Value::Array(env),
+        })
+    });
     Ok(())
 }
 
@@ -551,7 +587,7 @@ mod tests {
             volume_mounts: &mounts,
             checksum: Some("new".into()),
             certs: None,
-            remove_env: Vec::new(),
+            env: Vec::new(),
         };
         let mut out = deployment();
         assert!(apply(&mut out, 0, &patch).unwrap());
@@ -584,23 +620,39 @@ mod tests {
     }
 
     #[test]
-    fn removes_every_entry_of_the_named_env_vars() {
+    fn sets_and_drops_env_vars() {
         let mut doc = deployment();
         doc["spec"]["template"]["spec"]["containers"][0]["env"] = json!([
             {"name": "KUBERNETES_PULL_POLICY", "value": "always"},
-            {"name": "CI_SERVER_URL", "value": "https://gitlab.example.com"},
-            {"name": "KUBERNETES_PULL_POLICY", "value": "never"}
+            {"name": "CI_SERVER_URL", "value": "https://x"},
+            {"name": "KUBERNETES_PRIVILEGED", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}
         ]);
         let patch = PodPatch {
-            remove_env: vec!["KUBERNETES_PULL_POLICY".into()],
+            env: vec![
+                EnvEdit::Drop {
+                    name: "KUBERNETES_PULL_POLICY".into(),
+                },
+                EnvEdit::Set {
+                    name: "KUBERNETES_PRIVILEGED".into(),
+                    value: "true".into(),
+                },
+                EnvEdit::Set {
+                    name: "NEW".into(),
+                    value: "1".into(),
+                },
+            ],
             ..Default::default()
         };
         assert!(apply(&mut doc, 0, &patch).unwrap());
         assert_eq!(
-            doc.pointer("/spec/template/spec/containers/0/env").unwrap(),
-            &json!([{"name": "CI_SERVER_URL", "value": "https://gitlab.example.com"}])
+            doc["spec"]["template"]["spec"]["containers"][0]["env"],
+            json!([
+                {"name": "CI_SERVER_URL", "value": "https://x"},
+                {"name": "KUBERNETES_PRIVILEGED", "value": "true"},
+                {"name": "NEW", "value": "1"}
+            ])
         );
-        assert!(!apply(&mut doc, 0, &patch).unwrap());
+        assert!(!apply(&mut doc, 0, &patch).unwrap(), "idempotent");
     }
 
     #[test]

@@ -593,7 +593,11 @@ mod tests {
         let plan = check_env(&d, &doc(), 0, &w, EnvConflicts::Replace).unwrap();
         // The typed list is what the Deployment editor consumes.
         let patch = crate::release::pod::PodPatch {
-            remove_env: plan.remove,
+            env: plan
+                .remove
+                .iter()
+                .map(|name| crate::release::pod::EnvEdit::Drop { name: name.clone() })
+                .collect(),
             ..Default::default()
         };
         assert!(crate::release::pod::apply(&mut d, 0, &patch).unwrap());

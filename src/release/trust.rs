@@ -46,10 +46,22 @@ pub struct Plan {
     pub tls_ca_file: Option<String>,
 }
 
+/// Two certificates whose generated ConfigMaps would get one name (`reg.example.com` and
+/// `reg-example.com` both become `…-reg-example-com`): one would silently replace the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameClash {
+    /// Indexes in `spec.certificates`.
+    pub first: usize,
+    pub second: usize,
+    pub name: String,
+}
+
 /// Plans `certificates` for one release.
-pub fn plan(certificates: &[Certificate], release: &ReleaseInfo<'_>) -> Plan {
+pub fn plan(certificates: &[Certificate], release: &ReleaseInfo<'_>) -> Result<Plan, NameClash> {
     let mut plan = Plan::default();
-    for cert in certificates {
+    // Generated name → the certificate that got it.
+    let mut names: Vec<(String, usize)> = Vec::new();
+    for (index, cert) in certificates.iter().enumerate() {
         let file_name = match cert.purpose {
             CertPurpose::Gitlab => format!("{}.crt", cert.hostname()),
             CertPurpose::Registry => "ca.crt".to_owned(),
@@ -71,6 +83,14 @@ pub fn plan(certificates: &[Certificate], release: &ReleaseInfo<'_>) -> Plan {
             (_, Some(r), _) => ("secret", r.clone()),
             (_, _, Some(pem)) => {
                 let name = object_name(release.fullname, cert.purpose.as_str(), &cert.host);
+                if let Some(&(_, first)) = names.iter().find(|(n, _)| *n == name) {
+                    return Err(NameClash {
+                        first,
+                        second: index,
+                        name,
+                    });
+                }
+                names.push((name.clone(), index));
                 plan.generated.push(configmap(
                     &name,
                     namespace,
@@ -122,7 +142,7 @@ pub fn plan(certificates: &[Certificate], release: &ReleaseInfo<'_>) -> Plan {
             }
         }
     }
-    plan
+    Ok(plan)
 }
 
 /// A DNS label (≤ 63) from `fullname-purpose-host`; long names keep a hash of the whole.
