@@ -136,11 +136,15 @@ pub(crate) fn patch(
     };
     out.warnings.extend(env.warnings);
     let removed_env: Vec<String> = env
-        .remove
+        .edits
         .iter()
-        .map(|name| {
+        .map(|edit| {
+            let what = match edit {
+                pod::EnvEdit::Drop { name } => format!("removed env {name}"),
+                pod::EnvEdit::Set { name, .. } => format!("set env {name}"),
+            };
             format!(
-                "updated {}: removed env {name}, which would override the runner TOML (envConflicts: replace)",
+                "updated {}: {what}, which would override the runner TOML (envConflicts: replace)",
                 short(&deploy.doc_ref)
             )
         })
@@ -167,11 +171,7 @@ pub(crate) fn patch(
         volume_mounts: &spec.manager_volume_mounts,
         checksum,
         certs: Some((plan.certs_dir, plan.trust.manager_sources.as_slice())),
-        env: env
-            .remove
-            .iter()
-            .map(|name| pod::EnvEdit::Drop { name: name.clone() })
-            .collect(),
+        env: env.edits,
     };
     let Parsed {
         value: before,

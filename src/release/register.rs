@@ -14,6 +14,7 @@ use serde_json::Value as Json;
 use toml_edit::{Document, Item, Value};
 
 use crate::error::{DocRef, Error};
+use crate::release::pod::EnvEdit;
 use crate::release::toml::TomlPatch;
 use crate::spec::EnvConflicts;
 use crate::spec::runner::{self, EnvBinding, EnvKind};
@@ -57,12 +58,12 @@ pub fn writes(patch: &TomlPatch) -> Vec<Write> {
     out
 }
 
-/// What the Deployment's env asks of the patch: env vars to remove (`envConflicts: replace`) and
-/// warnings.
+/// What the Deployment's env asks of the patch: env edits for the Deployment editor
+/// (`envConflicts: replace`) and warnings.
 #[derive(Debug, Default, PartialEq)]
 pub struct EnvPlan {
-    /// Names of env vars to remove from the runner container, in container order.
-    pub remove: Vec<String>,
+    /// Env vars to drop from the runner container, in the order their conflicts were found.
+    pub edits: Vec<EnvEdit>,
     pub warnings: Vec<String>,
 }
 
@@ -121,8 +122,11 @@ pub fn check_env(
         let key = entry_key.unwrap_or(&write.key);
         match mode {
             EnvConflicts::Replace => {
-                if !plan.remove.iter().any(|n| n == binding.env) {
-                    plan.remove.push(binding.env.to_owned());
+                let drop = EnvEdit::Drop {
+                    name: binding.env.to_owned(),
+                };
+                if !plan.edits.contains(&drop) {
+                    plan.edits.push(drop);
                 }
             }
             EnvConflicts::Refuse => conflicts.push((
@@ -575,9 +579,13 @@ mod tests {
             {"name": "KUBERNETES_ALLOWED_PULL_POLICIES", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
         ]));
         let plan = check_env(&d, &doc(), 0, &w, EnvConflicts::Replace).unwrap();
+        let drop = |name: &str| EnvEdit::Drop { name: name.into() };
         assert_eq!(
-            plan.remove,
-            ["KUBERNETES_PULL_POLICY", "KUBERNETES_ALLOWED_PULL_POLICIES"]
+            plan.edits,
+            [
+                drop("KUBERNETES_PULL_POLICY"),
+                drop("KUBERNETES_ALLOWED_PULL_POLICIES")
+            ]
         );
     }
 
@@ -593,11 +601,7 @@ mod tests {
         let plan = check_env(&d, &doc(), 0, &w, EnvConflicts::Replace).unwrap();
         // The typed list is what the Deployment editor consumes.
         let patch = crate::release::pod::PodPatch {
-            env: plan
-                .remove
-                .iter()
-                .map(|name| crate::release::pod::EnvEdit::Drop { name: name.clone() })
-                .collect(),
+            env: plan.edits,
             ..Default::default()
         };
         assert!(crate::release::pod::apply(&mut d, 0, &patch).unwrap());
