@@ -122,7 +122,7 @@ pub enum ArgocdStep {
     /// `init`: `helm dependency build` when the chart declares dependencies (`file://` ones must
     /// be inside the repository).
     Init,
-    /// `generate`: `helm template` of ARGOCD_ENV_CHART with the PARAM_VALUES_FILES_<n> values
+    /// `generate`: `helm template` of ARGOCD_ENV_CHART with the `PARAM_VALUES_FILES_<n>` values
     /// files and runner-patch (ARGOCD_ENV_RUNNER_PATCH_CONFIG) as post-renderer; every path must
     /// resolve inside the repository, URLs only for schemes in RUNNER_PATCH_VALUES_SCHEMES.
     Generate,

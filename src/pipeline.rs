@@ -3,7 +3,7 @@
 //! [`stream::Documents`] cuts the text into documents without parsing YAML, and
 //! [`locate::Locator`] picks the few that may be targets while each is in cache → only those are
 //! parsed, and each runner Deployment is paired with its ConfigMap → per release
-//! ([`crate::release::patch`]) the embedded TOML and the Deployment are edited → untouched documents
+//! (`release::patch`) the embedded TOML and the Deployment are edited → untouched documents
 //! are copied byte for byte and only the changed ones are re-emitted. A large stream is read, and
 //! its releases patched, on several threads ([`par`]); the output does not depend on how many.
 
