@@ -19,14 +19,14 @@ use crate::spec::schema;
 /// would cost more than patching an umbrella stream.
 const RUNNER_SCHEMA: &str = include_str!("../../schema/runner-template.defs");
 
-/// The runner's TOML schema (see [`RUNNER_SCHEMA`]).
+/// The runner's TOML schema, embedded from `schema/runner-template.defs`.
 pub fn schema() -> &'static schema::LazyDefs {
     static SCHEMA: OnceLock<schema::LazyDefs> = OnceLock::new();
     SCHEMA.get_or_init(|| schema::LazyDefs::new(RUNNER_SCHEMA))
 }
 
 /// Drops `description` keywords and formatting from the runner schema and writes it in the
-/// line format of [`schema::LazyDefs`] (see [`RUNNER_SCHEMA`]).
+/// line format of [`schema::LazyDefs`] (`schema/runner-template.defs`).
 pub fn minify_schema(full: &str) -> String {
     let value: Json = serde_json::from_str(full).expect("schema is JSON");
     schema::LazyDefs::write_without_descriptions(&value)
