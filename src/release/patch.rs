@@ -95,32 +95,13 @@ pub(crate) fn patch(
         .extend(plan.trust.job_secrets.iter().cloned());
     release_toml.tls_ca_file = plan.trust.tls_ca_file.clone();
     let writes = register::writes(&release_toml);
-    // What the runner and register will make of the chart's TOML (what the patch overwrites aside).
-    if let TomlSource::Found {
-        key, doc: Ok(doc), ..
-    } = &source
-    {
-        let mut found = register::toml_problems(doc, &writes);
-        if *key == TEMPLATE_KEY {
-            let executor = register::executor(&deploy.value, release.container);
-            found.extend(register::template_warnings(doc, executor));
-        }
-        out.warnings.extend(found.into_iter().map(|note| {
-            let position = note
-                .line
-                .map(|line| {
-                    let stream = block_scalar_line(cm_doc, key)
-                        .map(|l| format!(", stream line {}", l + line))
-                        .unwrap_or_default();
-                    format!(" (TOML line {line}{stream})")
-                })
-                .unwrap_or_default();
-            format!(
-                "{} data[{key:?}] {}{position}: {}",
-                cm.doc_ref, note.path, note.message
-            )
-        }));
-    }
+    out.warnings.extend(chart_toml_warnings(
+        cm,
+        cm_doc,
+        &source,
+        &writes,
+        register::executor(&deploy.value, release.container),
+    ));
     let new_cm = patch_configmap(cm, cm_doc, &release_toml, source, &mut out.warnings)?;
     // What register would do with env vars that shadow what was just written.
     let env = if through_register {
@@ -135,7 +116,7 @@ pub(crate) fn patch(
         register::EnvPlan::default()
     };
     out.warnings.extend(env.warnings);
-    let removed_env: Vec<String> = env
+    let env_changes: Vec<String> = env
         .edits
         .iter()
         .map(|edit| {
@@ -187,7 +168,7 @@ pub(crate) fn patch(
     if changed {
         out.changes
             .push(format!("updated {}: pod template", short(&deploy_ref)));
-        out.changes.extend(removed_env);
+        out.changes.extend(env_changes);
         out.rewritten.push((
             release.deployment,
             edit_in_place(&docs[&release.deployment], &before, &after, &deploy_ref)?,
@@ -340,6 +321,45 @@ fn plan_certificates(
         trust: plan,
         certs_dir,
     })
+}
+
+/// What the runner and `register` (run by `executor`) will make of the chart's TOML, keys the
+/// patch overwrites (`writes`) aside, each with its TOML and stream line.
+fn chart_toml_warnings(
+    cm: &Parsed,
+    cm_doc: &Doc<'_>,
+    source: &TomlSource<'_>,
+    writes: &[register::Write],
+    executor: Option<&str>,
+) -> Vec<String> {
+    let TomlSource::Found {
+        key, doc: Ok(doc), ..
+    } = source
+    else {
+        return Vec::new();
+    };
+    let mut found = register::toml_problems(doc, writes);
+    if *key == TEMPLATE_KEY {
+        found.extend(register::template_warnings(doc, executor));
+    }
+    found
+        .into_iter()
+        .map(|note| {
+            let position = note
+                .line
+                .map(|line| {
+                    let stream = block_scalar_line(cm_doc, key)
+                        .map(|l| format!(", stream line {}", l + line))
+                        .unwrap_or_default();
+                    format!(" (TOML line {line}{stream})")
+                })
+                .unwrap_or_default();
+            format!(
+                "{} data[{key:?}] {}{position}: {}",
+                cm.doc_ref, note.path, note.message
+            )
+        })
+        .collect()
 }
 
 /// The key of the chart's template TOML.
