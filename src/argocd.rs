@@ -485,6 +485,7 @@ mod tests {
             args,
             [
                 "template",
+                "--skip-schema-validation",
                 "--namespace=ns --debug",
                 "--values=./-v.yaml",
                 "--values=https://example.com/v.yaml",
@@ -499,6 +500,29 @@ mod tests {
         // Helm 3 runs this binary (or the operator's RUNNER_PATCH_BIN).
         let args = generate_args(&e, &repo, 3, Path::new("/bin/rp")).unwrap();
         assert!(args.iter().any(|a| a == "--post-renderer=/bin/rp"));
+    }
+
+    #[test]
+    fn links_must_resolve_inside_now_and_stay_inside_lexically() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/v.yaml"), "").unwrap();
+        let e = env(&[], &root);
+        let repo = Repository::locate(&e).unwrap();
+        let link = |target: &str| {
+            let at = root.join("a/b/l");
+            let _ = std::fs::remove_file(&at);
+            std::os::unix::fs::symlink(target, &at).unwrap();
+            repo.check_link(Path::new("a/b/l"))
+        };
+        assert!(link("../v.yaml").is_ok());
+        assert!(link("../../a/v.yaml").is_ok());
+        // To nothing (yet), through a directory Helm would create, absolute, out and back in.
+        assert!(link("../missing.yaml").is_err());
+        assert!(link("../tmpcharts-1/../../../x").is_err());
+        assert!(link(&root.join("a/v.yaml").display().to_string()).is_err());
+        assert!(link("../../../repo/a/v.yaml").is_err());
     }
 
     #[test]
