@@ -167,7 +167,7 @@ impl Repository {
         let path = Path::new(written);
         if path.has_root() {
             return Err(format!(
-                "{shown} is an absolute path: name files relative to the application directory, inside the repository"
+                "{shown} is an absolute path: name files by a relative path inside the repository (from the application directory; a dependency from its chart)"
             ));
         }
         let relative = base.join(path);
