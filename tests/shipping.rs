@@ -152,7 +152,9 @@ fn gen_keys(name: &'static str) -> Keys {
     .unwrap();
     let gpg = |args: &[&str], out: Option<&Path>| {
         let mut c = Command::new("gpg");
-        c.env("GNUPGHOME", &home).args(["--batch", "--quiet"]).args(args);
+        c.env("GNUPGHOME", &home)
+            .args(["--batch", "--quiet"])
+            .args(args);
         if let Some(out) = out {
             c.stdout(fs::File::create(out).unwrap());
         }
@@ -168,7 +170,10 @@ fn gen_keys(name: &'static str) -> Keys {
         .env("GNUPGHOME", &home)
         .args(["--kill", "all"])
         .output();
-    assert!(fs::metadata(&secret).unwrap().len() > 0, "no secret key exported");
+    assert!(
+        fs::metadata(&secret).unwrap().len() > 0,
+        "no secret key exported"
+    );
     Keys {
         _dir: dir,
         secret,
@@ -259,7 +264,10 @@ fn assert_aliases(stream: &str, ip: &str) {
 
 fn signed_archive_installs_verified_and_runs_its_bundled_binary() {
     let signed = signed_archive();
-    assert!(prov(&signed.archive).is_file(), "no .prov beside the archive");
+    assert!(
+        prov(&signed.archive).is_file(),
+        "no .prov beside the archive"
+    );
     let listing = ok(Command::new("tar")
         .arg("tzf")
         .arg(&signed.archive)
@@ -272,7 +280,10 @@ fn signed_archive_installs_verified_and_runs_its_bundled_binary() {
         "runner-patch/LICENSE-MIT",
         "runner-patch/LICENSE-APACHE",
     ] {
-        assert!(listing.lines().any(|l| l == file), "{file} missing:\n{listing}");
+        assert!(
+            listing.lines().any(|l| l == file),
+            "{file} missing:\n{listing}"
+        );
     }
 
     let home = tempfile::tempdir().unwrap();
@@ -379,9 +390,15 @@ fn tampered_or_unsigned_archive_is_refused() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{case}: installed:\n{stderr}");
-        assert!(stderr.contains(reason), "{case}: unexpected refusal:\n{stderr}");
+        assert!(
+            stderr.contains(reason),
+            "{case}: unexpected refusal:\n{stderr}"
+        );
         let list = ok(helm(home.path()).args(["plugin", "list"]).output().unwrap());
-        assert!(!list.contains("runner-patch"), "{case}: left installed:\n{list}");
+        assert!(
+            !list.contains("runner-patch"),
+            "{case}: left installed:\n{list}"
+        );
     }
 }
 
@@ -477,16 +494,25 @@ fn oci_push_then_verified_install_from_a_real_registry() {
 
     // The manifest Helm reads: artifact type, the archive and its provenance by title.
     let (status, body) = registry
-        .get(&format!("/v2/helm-plugins/runner-patch/manifests/{VERSION}"))
+        .get(&format!(
+            "/v2/helm-plugins/runner-patch/manifests/{VERSION}"
+        ))
         .unwrap();
     assert!(status.contains(" 200 "), "{status}\n{body}");
     let manifest: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(manifest["artifactType"], "application/vnd.helm.plugin.v1+json");
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.helm.plugin.v1+json"
+    );
     let titles: Vec<_> = manifest["layers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| l["annotations"]["org.opencontainers.image.title"].as_str().unwrap())
+        .map(|l| {
+            l["annotations"]["org.opencontainers.image.title"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
     assert_eq!(
         titles,
@@ -508,7 +534,10 @@ fn oci_push_then_verified_install_from_a_real_registry() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{said}");
-    assert!(said.contains("Plugin Hash Verified"), "not verified:\n{said}");
+    assert!(
+        said.contains("Plugin Hash Verified"),
+        "not verified:\n{said}"
+    );
     assert_aliases(&post_render(home.path()), "172.25.25.32");
 
     // The same artifact, checked against a key the user does not trust: refused.
@@ -654,7 +683,8 @@ fn discovered(cmp: &Cmp, app: &Path, mut run_in_image: impl FnMut(&[String]) -> 
         fn any_named(dir: &Path, name: &str) -> bool {
             fs::read_dir(dir).unwrap().any(|e| {
                 let e = e.unwrap();
-                e.file_name() == name || (e.file_type().unwrap().is_dir() && any_named(&e.path(), name))
+                e.file_name() == name
+                    || (e.file_type().unwrap().is_dir() && any_named(&e.path(), name))
             })
         }
         return if glob.starts_with("**/") {
@@ -663,8 +693,13 @@ fn discovered(cmp: &Cmp, app: &Path, mut run_in_image: impl FnMut(&[String]) -> 
             app.join(name).exists()
         };
     }
-    let command = discover["find"]["command"].as_array().expect("no discover rule");
-    let args = discover["find"]["args"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let command = discover["find"]["command"]
+        .as_array()
+        .expect("no discover rule");
+    let args = discover["find"]["args"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     let argv: Vec<String> = command
         .iter()
         .chain(args)
@@ -718,14 +753,23 @@ fn run_cmp(
         ("ARGOCD_APP_NAME".into(), "gitlab-runner".into()),
         ("ARGOCD_APP_NAMESPACE".into(), "gitlab-test".into()),
         ("ARGOCD_APP_PROJECT_NAME".into(), "default".into()),
-        ("ARGOCD_APP_REVISION".into(), "0123456789abcdef0123456789abcdef01234567".into()),
+        (
+            "ARGOCD_APP_REVISION".into(),
+            "0123456789abcdef0123456789abcdef01234567".into(),
+        ),
         ("ARGOCD_APP_REVISION_SHORT".into(), "0123456".into()),
-        ("ARGOCD_APP_SOURCE_REPO_URL".into(), "https://git.example.com/platform/deployments.git".into()),
+        (
+            "ARGOCD_APP_SOURCE_REPO_URL".into(),
+            "https://git.example.com/platform/deployments.git".into(),
+        ),
         ("ARGOCD_APP_SOURCE_PATH".into(), app_path.into()),
         ("ARGOCD_APP_SOURCE_TARGET_REVISION".into(), "main".into()),
         ("KUBE_VERSION".into(), "1.33.0".into()),
         ("KUBE_API_VERSIONS".into(), "v1,apps/v1".into()),
-        ("ARGOCD_ENV_RUNNER_PATCH_CONFIG".into(), "runner-patch.yaml".into()),
+        (
+            "ARGOCD_ENV_RUNNER_PATCH_CONFIG".into(),
+            "runner-patch.yaml".into(),
+        ),
         (
             "ARGOCD_APP_PARAMETERS".into(),
             format!(
@@ -756,13 +800,18 @@ fn run_cmp(
     if let Some(init) = cmp.argv("init") {
         ok(run(&init));
     }
-    run(&cmp.argv("generate").expect("plugin.yaml has no generate command"))
+    run(&cmp
+        .argv("generate")
+        .expect("plugin.yaml has no generate command"))
 }
 
 /// The example app, with a chart: its own Chart.yaml when it has one, else the mini chart of
 /// testdata named through the CHART plugin env (both inside the repository).
 fn example_app_env(repo_copy: &Path) -> Vec<(&'static str, &'static str)> {
-    if repo_copy.join("deploy/argocd/example-app/Chart.yaml").is_file() {
+    if repo_copy
+        .join("deploy/argocd/example-app/Chart.yaml")
+        .is_file()
+    {
         vec![]
     } else {
         vec![("ARGOCD_ENV_CHART", "../../../testdata/charts/mini-runner")]
@@ -800,7 +849,10 @@ fn argocd_image_refuses_a_hostile_app() {
     let env = example_app_env(&repo_copy);
     let app = repo_copy.join("deploy/argocd/hostile-app");
     fs::create_dir_all(&app).unwrap();
-    if repo_copy.join("deploy/argocd/example-app/Chart.yaml").is_file() {
+    if repo_copy
+        .join("deploy/argocd/example-app/Chart.yaml")
+        .is_file()
+    {
         // Same chart as the example app, so only the hostile file differs.
         copy_dir(&repo_copy.join("deploy/argocd/example-app"), &app);
     }
@@ -814,13 +866,21 @@ fn argocd_image_refuses_a_hostile_app() {
     let outside = "/tmp/outside";
     let secrets = work.path().join("outside");
     fs::create_dir(&secrets).unwrap();
-    fs::write(secrets.join("values.yaml"), "gitlabUrl: https://leaked.example.com\n").unwrap();
+    fs::write(
+        secrets.join("values.yaml"),
+        "gitlabUrl: https://leaked.example.com\n",
+    )
+    .unwrap();
     common::write_set(&secrets.join("certs"));
     let spec_with_cert = "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nmetadata:\n  \
-                          name: hostile\nspec:\n  certificates:\n    - host: gitlab.test.example.com\n      \
-                          for: gitlab\n      file: FILE\n";
+                          name: hostile\nspec:\n  certificates:\n    - host: corp-root\n      \
+                          for: ca\n      file: FILE\n      mountPath: /etc/ssl/certs/corp-root.crt\n";
     let mut cases: Vec<(String, Vec<String>, Option<String>)> = vec![
-        ("absolute values file".into(), vec![format!("{outside}/values.yaml")], None),
+        (
+            "absolute values file".into(),
+            vec![format!("{outside}/values.yaml")],
+            None,
+        ),
         (
             "values file escaping with ..".into(),
             vec!["../../../../outside/values.yaml".into()],
@@ -837,6 +897,8 @@ fn argocd_image_refuses_a_hostile_app() {
             Some(spec_with_cert.replace("FILE", &file)),
         ));
     }
+    // Every case is tried, so that a failure lists all that were not refused.
+    let mut failures = Vec::new();
     for (case, values, spec) in cases {
         if let Some(spec) = &spec {
             fs::write(app.join("runner-patch.yaml"), spec).unwrap();
@@ -849,22 +911,25 @@ fn argocd_image_refuses_a_hostile_app() {
             &env,
             Some(&secrets),
         );
-        assert!(
-            !out.status.success(),
-            "{case}: accepted:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        assert!(
-            out.stdout.is_empty(),
-            "{case}: refused but wrote stdout:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !stderr.contains("leaked.example.com") && !stderr.contains("BEGIN CERTIFICATE"),
-            "{case}: the refused file's content reached stderr:\n{stderr}"
-        );
+        if out.status.success() {
+            failures.push(format!("{case}: accepted (exit 0)"));
+        } else if !out.stdout.is_empty() {
+            failures.push(format!(
+                "{case}: refused, but wrote {} bytes to stdout",
+                out.stdout.len()
+            ));
+        } else if stderr.contains("leaked.example.com") || stderr.contains("BEGIN CERTIFICATE") {
+            failures.push(format!(
+                "{case}: the refused file's content reached stderr:\n{stderr}"
+            ));
+        }
     }
+    assert!(
+        failures.is_empty(),
+        "hostile app not refused:\n{}",
+        failures.join("\n")
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -59,7 +59,11 @@ pub(crate) fn wheel_tool(env: &str, rel: &str) -> PathBuf {
     if !path.is_file() {
         wheel_tools();
     }
-    assert!(path.is_file(), "{} not found after installing it", path.display());
+    assert!(
+        path.is_file(),
+        "{} not found after installing it",
+        path.display()
+    );
     path
 }
 
