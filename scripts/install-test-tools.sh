@@ -11,13 +11,15 @@
 #   pyyaml     PyYAML (PyPI), the fidelity tests' second opinion
 #   go-reader  .tools/go-reader, built from Debian's Go packages (apt-get unless they are there;
 #              with --no-apt it exits 3 instead when they are missing)
+#   ship       the shipping tests' tools, Debian packages: buildah, busybox-static, gnupg,
+#              docker-registry (tests/shipping.rs: signed archive, OCI registry, Argo CD image)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tools="$root/.tools"
 mkdir -p "$tools"
 no_apt=""
 if [ "${1:-}" = "--no-apt" ]; then no_apt=1; shift; fi
-[ $# -eq 0 ] && set -- helm pyyaml go-reader
+[ $# -eq 0 ] && set -- helm pyyaml go-reader ship
 exec 9>"$tools/.install.lock"
 flock 9
 
@@ -47,7 +49,7 @@ PY
 
 wanted=" $* "
 for component in "$@"; do
-  case "$component" in helm|pyyaml|go-reader) ;; *) echo "install-test-tools: unknown component $component" >&2; exit 2 ;; esac
+  case "$component" in helm|pyyaml|go-reader|ship) ;; *) echo "install-test-tools: unknown component $component" >&2; exit 2 ;; esac
 done
 
 if [[ "$wanted" == *" helm "* ]]; then
@@ -70,21 +72,30 @@ fi
 "$tools/helm3/helm" version --short >&2
 "$tools/kubectl/kubectl" version --client 2>/dev/null | head -n2 >&2
 fi
+apt_install() { # apt_install PACKAGE...: installs the missing ones
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ -n "$no_apt" ]; then
+    echo "install-test-tools: needs the Debian packages ${missing[*]} (not installed; --no-apt)" >&2
+    exit 3
+  fi
+  echo "installing ${missing[*]} (Debian packages)" >&2
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+if [[ "$wanted" == *" ship "* ]]; then
+  apt_install buildah busybox-static gnupg docker-registry
+fi
+
 # Helm's Go YAML readers (go-yaml v2 via sigs.k8s.io/yaml, yaml.v3), from Debian's packages, for
 # the fidelity tests (tests/go_fidelity.rs). GOPATH mode: no module proxy is needed.
 if [[ "$wanted" == *" go-reader "* ]] && { [ ! -x "$tools/go-reader" ] || [ "$root/tests/go-reader/main.go" -nt "$tools/go-reader" ]; }; then
-  pkgs="golang-go golang-gopkg-yaml.v2-dev golang-k8s-sigs-yaml-dev golang-gopkg-yaml.v3-dev"
-  if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/sigs.k8s.io/yaml ] || [ ! -d /usr/share/gocode/src/gopkg.in/yaml.v3 ]; then
-    if [ -n "$no_apt" ]; then
-      echo "install-test-tools: the Go reader needs the Debian packages $pkgs (not installed; --no-apt)" >&2
-      exit 3
-    fi
-    echo "installing Go and the YAML libraries Helm uses (Debian packages)" >&2
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $pkgs >&2
-  fi
-  (cd "$root" && GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE="$tools/go-cache" go build -o "$tools/go-reader" ./tests/go-reader)
+  apt_install golang-go golang-gopkg-yaml.v2-dev golang-k8s-sigs-yaml-dev golang-gopkg-yaml.v3-dev
+  (cd "$root" && GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE="$tools/go-cache" go build -o "$tools/go-reader" ./tests/go-reader >&2)
 fi
 # PyYAML (YAML 1.1 resolver) as the fidelity tests' second opinion.
 if [[ "$wanted" == *" pyyaml "* ]]; then
