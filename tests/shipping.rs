@@ -611,22 +611,25 @@ impl Drop for Container<'_> {
     }
 }
 
-/// A copy of the repository as Argo CD makes one (files 0644, dirs 0755), without build output.
+/// A copy of the repository as Argo CD makes one (files 0644, dirs 0755), without the build
+/// output and tool directories at its top.
 fn copy_repo(to: &Path) {
-    fn walk(from: &Path, to: &Path) {
+    fn walk(from: &Path, to: &Path, top: bool) {
         fs::create_dir_all(to).unwrap();
         for entry in fs::read_dir(from).unwrap() {
             let entry = entry.unwrap();
             let name = entry.file_name();
-            if matches!(
-                name.to_str(),
-                Some(".git" | "target" | ".tools" | "dist" | "bench-out" | "fuzz")
-            ) {
+            if top
+                && matches!(
+                    name.to_str(),
+                    Some(".git" | "target" | ".tools" | "dist" | "bench-out" | "fuzz")
+                )
+            {
                 continue;
             }
             let kind = entry.file_type().unwrap();
             if kind.is_dir() {
-                walk(&entry.path(), &to.join(&name));
+                walk(&entry.path(), &to.join(&name), false);
             } else if kind.is_file() {
                 fs::copy(entry.path(), to.join(&name)).unwrap();
                 fs::set_permissions(
@@ -637,7 +640,7 @@ fn copy_repo(to: &Path) {
             }
         }
     }
-    walk(&repo(), to);
+    walk(&repo(), to, true);
 }
 
 /// The CMP's commands, read from deploy/argocd/plugin.yaml (not a copy, so they follow its changes).
