@@ -89,7 +89,17 @@ fn main() {
             argocd_image_refuses_a_hostile_app,
         ),
     ];
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Statics are never dropped: remove what the shared fixtures left in temp dirs (the image
+    // store alone is a few hundred MB of vfs layers).
+    if let Some(image) = IMAGE.get() {
+        let _ = fs::remove_dir_all(image.store.path());
+    }
+    if let Some(signed) = SIGNED.get() {
+        let _ = fs::remove_dir_all(signed.dist.path());
+        let _ = fs::remove_dir_all(signed.keys.dir.path());
+    }
+    conclusion.exit();
 }
 
 fn is_root() -> bool {
@@ -130,7 +140,7 @@ fn helm(home: &Path) -> Command {
 
 /// A throwaway GnuPG signing key, exported the way Helm reads keyrings (OpenPGP packets in a file).
 struct Keys {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     secret: PathBuf,
     public: PathBuf,
     name: &'static str,
@@ -175,7 +185,7 @@ fn gen_keys(name: &'static str) -> Keys {
         "no secret key exported"
     );
     Keys {
-        _dir: dir,
+        dir,
         secret,
         public,
         name,
@@ -191,13 +201,14 @@ fn packaged_binary() -> PathBuf {
 
 struct Signed {
     keys: Keys,
-    _dist: tempfile::TempDir,
+    dist: tempfile::TempDir,
     archive: PathBuf,
 }
 
 /// scripts/package-plugin.sh with a signing key, once per test process.
+static SIGNED: OnceLock<Signed> = OnceLock::new();
+
 fn signed_archive() -> &'static Signed {
-    static SIGNED: OnceLock<Signed> = OnceLock::new();
     SIGNED.get_or_init(|| {
         let keys = gen_keys("signer@runner-patch.test");
         let dist = tempfile::tempdir().unwrap();
@@ -217,7 +228,7 @@ fn signed_archive() -> &'static Signed {
         );
         Signed {
             keys,
-            _dist: dist,
+            dist,
             archive,
         }
     })
@@ -407,7 +418,7 @@ fn tampered_or_unsigned_archive_is_refused() {
 struct Registry {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Registry {
@@ -436,17 +447,13 @@ impl Registry {
             .stderr(fs::File::create(dir.path().join("log")).unwrap())
             .spawn()
             .unwrap();
-        let mut registry = Registry {
-            child,
-            port,
-            _dir: dir,
-        };
+        let mut registry = Registry { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         while registry.get("/v2/").is_none() {
             if let Ok(Some(status)) = registry.child.try_wait() {
                 panic!(
                     "docker-registry exited ({status}):\n{}",
-                    fs::read_to_string(registry._dir.path().join("log")).unwrap_or_default()
+                    fs::read_to_string(registry.dir.path().join("log")).unwrap_or_default()
                 );
             }
             assert!(Instant::now() < deadline, "docker-registry did not answer");
@@ -573,8 +580,9 @@ impl Image {
     }
 }
 
+static IMAGE: OnceLock<Image> = OnceLock::new();
+
 fn image() -> &'static Image {
-    static IMAGE: OnceLock<Image> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let store = tempfile::tempdir().unwrap();
         let mut build = Command::new(repo().join("scripts/build-argocd-image.sh"));
