@@ -603,6 +603,11 @@ fn image() -> &'static Image {
                 .any(|l| l.trim_start().strip_prefix("image:").map(str::trim) == Some(&reference)),
             "repo-server-sidecar.yaml does not name {reference}"
         );
+        let install = fs::read_to_string(repo().join("docs/install.md")).unwrap();
+        assert!(
+            install.contains(&reference),
+            "docs/install.md does not name {reference}"
+        );
         Image { store, reference }
     })
 }
@@ -829,17 +834,93 @@ fn example_app_env(repo_copy: &Path) -> Vec<(&'static str, &'static str)> {
     }
 }
 
+/// The plugin section of deploy/argocd/application.yaml: its values files and its plugin env as
+/// Argo CD passes them (`ARGOCD_ENV_<NAME>`).
+fn application_plugin() -> (Vec<String>, Vec<(String, String)>) {
+    let app: Value = runner_patch::yaml::parse(
+        &fs::read_to_string(repo().join("deploy/argocd/application.yaml")).unwrap(),
+    )
+    .unwrap();
+    let plugin = &app["spec"]["source"]["plugin"];
+    let values = plugin["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == "values-files")
+        .flat_map(|p| p["array"].as_array().cloned().unwrap_or_default())
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let env = plugin["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                format!("ARGOCD_ENV_{}", e["name"].as_str().unwrap()),
+                e["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (values, env)
+}
+
+/// Runs `argv` in a fresh container of the image; its output.
+fn in_image(argv: &[&str]) -> Output {
+    let image = image();
+    let name = ok(image
+        .buildah()
+        .args(["from", "--quiet", &image.reference])
+        .output()
+        .unwrap())
+    .trim()
+    .to_owned();
+    let container = Container { image, name };
+    image
+        .buildah()
+        .args(["run", "--isolation", "chroot", &container.name, "--"])
+        .args(argv)
+        .output()
+        .unwrap()
+}
+
 fn argocd_image_runs_the_cmp_commands_on_the_example_app() {
+    // The image as Argo CD expects it: uid 999, the CMP config where argocd-cmp-server reads it,
+    // the plugin Helm 4 loads, the licences.
+    assert_eq!(ok(in_image(&["busybox", "id", "-u"])).trim(), "999");
+    assert_eq!(
+        ok(in_image(&[
+            "cat",
+            "/home/argocd/cmp-server/config/plugin.yaml"
+        ])),
+        fs::read_to_string(repo().join("deploy/argocd/plugin.yaml")).unwrap()
+    );
+    let plugins = ok(in_image(&["helm", "plugin", "list"]));
+    assert!(
+        plugins
+            .lines()
+            .any(|l| l.starts_with("runner-patch") && l.contains("postrenderer/v1")),
+        "{plugins}"
+    );
+    ok(in_image(&[
+        "ls",
+        "/usr/share/doc/runner-patch/LICENSE-MIT",
+        "/usr/share/doc/runner-patch/LICENSE-APACHE",
+        "/usr/share/doc/busybox/copyright",
+        "/usr/share/doc/helm/LICENSE",
+        "/opt/runner-patch/helm-plugins/runner-patch/LICENSE-MIT",
+    ]));
+
     let work = tempfile::tempdir().unwrap();
     let repo_copy = work.path().join("repo");
     copy_repo(&repo_copy);
-    let env = example_app_env(&repo_copy);
-    let values: Vec<String> = fs::read_dir(repo_copy.join("deploy/argocd/example-app"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with("values") && n.ends_with(".yaml"))
-        .collect();
+    let (values, mut env) = application_plugin();
+    env.extend(
+        example_app_env(&repo_copy)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
     let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let out = run_cmp(&repo_copy, "deploy/argocd/example-app", &values, &env, None);
     let stream = ok(out);
     // The example spec's first host alias reached the job TOML and the manager pod.
@@ -857,7 +938,8 @@ fn argocd_image_refuses_a_hostile_app() {
     let work = tempfile::tempdir().unwrap();
     let repo_copy = work.path().join("repo");
     copy_repo(&repo_copy);
-    let env = example_app_env(&repo_copy);
+    let mut env = example_app_env(&repo_copy);
+    env.push(("ARGOCD_ENV_RUNNER_PATCH_CONFIG", "runner-patch.yaml"));
     let app = repo_copy.join("deploy/argocd/hostile-app");
     fs::create_dir_all(&app).unwrap();
     if repo_copy
