@@ -29,7 +29,7 @@ step "dist build" sh -c "scripts/build-dist.sh > '$dist_log'"
 RUNNER_PATCH_DIST_BIN="$(tail -n1 "$dist_log")"
 rm -f "$dist_log"
 export RUNNER_PATCH_DIST_BIN RUNNER_PATCH_REQUIRE_ALL=1
-step "test" cargo test --locked
+step "test" cargo test --locked --no-fail-fast
 # Fuzz smoke: a short run of each cargo-fuzz target (longer runs: scripts/fuzz.sh SECONDS).
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
   step "fuzz smoke" scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
