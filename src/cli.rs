@@ -1,8 +1,9 @@
 //! Command line: clap derive, doc comments are the help text.
 //!
 //! Flags cover the simple cases so that `--post-renderer-args` alone can carry a patch; a spec file
-//! (`--config`) covers everything. Flags and file combine: flag lists are appended to the file's,
-//! flag scalars override it.
+//! (`--config`) covers everything. Flags and file combine by one rule (README "Flags and the spec
+//! file"): a flag for a list adds to the file's list, except for ordered lists (`--pull-policy`, a
+//! fallback order) which it replaces; a flag for a single value replaces the file's value.
 
 use std::path::PathBuf;
 
@@ -12,34 +13,33 @@ use crate::error::{Error, SpecProblem};
 use crate::spec::{HostAlias, OneOrMany, RunnerPatchSpec, Selector};
 
 const AFTER_HELP: &str = "\
-Examples:
-  # Patch a rendered stream (stdin → stdout)
-  helm template gitlab-runner gitlab/gitlab-runner -f values.yaml | runner-patch --config runner-patch.yaml
+Input: the FILE argument, or stdin when it is not a terminal (the same for every subcommand).
+Flags and --config combine: --host-alias and --allowed-pull-policy add to the file's lists,
+--pull-policy (an ordered fallback list) replaces it, --release/--namespace/--name replace the
+selector's values. A summary of what changed goes to stderr on a terminal or with --verbose.
 
-  # Helm 4 (plugin installed with `helm plugin install .`)
+Examples:
+  # Patch a rendered stream
+  runner-patch --config examples/runner-patch.yaml examples/gitlab-runner-0.92.0.yaml
+  helm template gitlab-runner ./chart | runner-patch --config runner-patch.yaml
+
+  # Helm 4 (plugin installed with `helm plugin install .`): the plugin name
   helm upgrade --install gitlab-runner gitlab/gitlab-runner -f values.yaml \\
     --post-renderer runner-patch --post-renderer-args --config=runner-patch.yaml
 
-  # Helm 3 (path to the binary)
+  # Helm 3: the path of the binary
   helm upgrade --install gitlab-runner gitlab/gitlab-runner -f values.yaml \\
-    --post-renderer runner-patch --post-renderer-args --host-alias=172.25.25.32=registry.example.com
+    --post-renderer \"$(command -v runner-patch)\" --post-renderer-args --config=runner-patch.yaml
 
   # Flags only
-  runner-patch --host-alias 172.25.25.32=gitlab.example.com,registry.example.com --pull-policy if-not-present < all.yaml
+  runner-patch --host-alias 172.25.25.32=gitlab.example.com,registry.example.com --pull-policy if-not-present all.yaml
 
-  # kustomize legacy exec plugin (binary linked as <plugin home>/runner-patch.dev/v1alpha1/runnerpatch/RunnerPatch)
+  # kustomize: legacy exec plugin (kubectl kustomize) and KRM function (kustomize build --enable-exec)
   kubectl kustomize --enable-alpha-plugins deploy/kustomize/legacy-plugin
+  runner-patch krm resource-list.yaml
 
-  # KRM function (ResourceList in, ResourceList out)
-  kustomize build --enable-alpha-plugins --enable-exec .      # with config.kubernetes.io/function: exec: {path: runner-patch, args: [krm]}
-
-  # Argo CD CMP generate step (deploy/argocd/plugin.yaml)
-  helm template \"$ARGOCD_APP_NAME\" . -n \"$ARGOCD_APP_NAMESPACE\" --post-renderer runner-patch --post-renderer-args --config=runner-patch.yaml
-
-  # Shell completions
-  runner-patch completions bash > /etc/bash_completion.d/runner-patch
-
-Exit status: 0 ok, 2 bad spec or usage, 3 bad input or conflict, 4 no gitlab-runner release found, 5 warnings as errors, 1 internal error.";
+Exit status: 0 ok, 1 internal error or output not written, 2 bad command line or spec,
+3 bad input or conflict, 4 no gitlab-runner release found, 5 warnings (as errors; check).";
 
 /// Patch GitLab Runner host aliases, CA volumes and pull policy into rendered gitlab-runner
 /// manifests. Every other document passes through byte for byte.
@@ -64,17 +64,68 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// KRM function: a ResourceList on stdin (functionConfig = RunnerPatch), a ResourceList on stdout.
-    Krm,
+    /// KRM function: a ResourceList in (functionConfig = RunnerPatch), a ResourceList on stdout.
+    Krm {
+        /// ResourceList file to read instead of stdin (`-` is stdin).
+        #[arg(value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
     /// Report on the spec's certificates (subject, issuer, SANs, expiry, fingerprint, where they are
     /// mounted) and, given manifests, what a run would change; writes no manifests. Exit 0: all
     /// well, 5: warnings, 2/3/4: errors as for a run.
     Check(Box<PatchArgs>),
+    /// Show what a run would change, as a unified diff per document; writes no manifests.
+    ///
+    /// One diff per changed or generated document, headed by its kind, namespace/name and source
+    /// template; a changed runner TOML is shown as TOML lines with TOML line numbers. Same options
+    /// and input as a run, errors as for a run (nothing on stdout). An already patched stream
+    /// prints nothing. Exit 0; with --exit-code 0 when nothing would change, 1 when something
+    /// would.
+    #[command(after_help = "Example (a merge request's CI job):\n  \
+        helm template gitlab-runner gitlab/gitlab-runner -f values.yaml | runner-patch diff -c runner-patch.yaml --exit-code")]
+    Diff(Box<DiffArgs>),
+    /// Argo CD Config Management Plugin steps (deploy/argocd/plugin.yaml): check every path the
+    /// Application names against the repository root, then run Helm with runner-patch.
+    #[command(subcommand)]
+    Argocd(ArgocdStep),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+}
+
+/// Options of `runner-patch diff`: those of a run, and how to show the changes.
+#[derive(Debug, Args, Clone)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub patch: PatchArgs,
+    /// Colour the diff: auto (when stdout is a terminal and NO_COLOR is not set), always, never.
+    #[arg(long, value_name = "WHEN", default_value_t = clap::ColorChoice::Auto)]
+    pub color: clap::ColorChoice,
+    /// Exit 1 when something would change and 0 when nothing would (like `git diff --exit-code`).
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Unchanged lines shown around each change.
+    #[arg(
+        short = 'U',
+        long = "unified",
+        value_name = "LINES",
+        default_value_t = 3
+    )]
+    pub context: usize,
+}
+
+/// The CMP steps (run in the Argo CD sidecar with the app directory as working directory).
+#[derive(Debug, Subcommand)]
+pub enum ArgocdStep {
+    /// `init`: `helm dependency build` when the chart declares dependencies (`file://` ones must
+    /// be inside the repository).
+    Init,
+    /// `generate`: `helm template` of ARGOCD_ENV_CHART with the `PARAM_VALUES_FILES_<n>` values
+    /// files and runner-patch (ARGOCD_ENV_RUNNER_PATCH_CONFIG) as post-renderer; every path must
+    /// resolve inside the repository, URLs only for schemes in RUNNER_PATCH_VALUES_SCHEMES.
+    Generate,
 }
 
 /// Options of the stream filter.
@@ -88,13 +139,14 @@ pub struct PatchArgs {
         env = "RUNNER_PATCH_CONFIG"
     )]
     pub config: Option<PathBuf>,
-    /// Host alias for job pods and the manager pod; repeatable.
+    /// Host alias for job pods and the manager pod; repeatable; added to the spec file's.
     #[arg(long = "host-alias", value_name = "IP=HOST[,HOST…]")]
     pub host_alias: Vec<String>,
-    /// Job pull policy (always, if-not-present, never); repeatable, in fallback order.
+    /// Job pull policy (always, if-not-present, never); repeatable, in fallback order; replaces the
+    /// spec file's list.
     #[arg(long = "pull-policy", value_name = "POLICY", value_delimiter = ',')]
     pub pull_policy: Vec<String>,
-    /// Pull policies jobs may request; repeatable.
+    /// Pull policies jobs may request; repeatable; added to the spec file's.
     #[arg(
         long = "allowed-pull-policy",
         value_name = "POLICY",
@@ -116,10 +168,22 @@ pub struct PatchArgs {
     /// Treat warnings (certificate expiry or SANs, pull-policy traps) as errors (exit 5).
     #[arg(long)]
     pub warnings_as_errors: bool,
-    /// Also write error messages to this file (Helm 4 discards a plugin's stderr).
+    /// Also write errors and warnings to this file (Helm 4 discards a plugin's stderr).
     #[arg(long, value_name = "FILE", env = "RUNNER_PATCH_ERROR_FILE")]
     pub error_file: Option<PathBuf>,
-    /// Manifest stream to read instead of stdin (`-` is stdin).
+    /// Say what changed on stderr even when stderr is not a terminal.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Directory that certificate files must stay inside (default: the spec file's directory).
+    /// For the operator only: the Argo CD plugin sets it to the repository root. Under kustomize
+    /// only the environment variable counts.
+    #[arg(long, value_name = "DIR", env = crate::spec::files::FILE_ROOT_ENV)]
+    pub file_root: Option<PathBuf>,
+    /// Set when invoked as a kustomize legacy exec plugin: the --config file is kustomize's
+    /// temporary copy, so certificate files resolve against the working directory.
+    #[arg(long, hide = true)]
+    pub config_is_copy: bool,
+    /// Manifest stream to read (`-` is stdin); without it, stdin when it is not a terminal.
     #[arg(value_name = "FILE")]
     pub input: Option<PathBuf>,
 }
@@ -158,7 +222,12 @@ impl PatchArgs {
             spec.pull_policy = Some(OneOrMany::Many(self.pull_policy.clone()));
         }
         if !self.allowed_pull_policy.is_empty() {
-            spec.allowed_pull_policies = Some(self.allowed_pull_policy.clone());
+            let allowed = spec.allowed_pull_policies.get_or_insert_with(Vec::new);
+            for p in &self.allowed_pull_policy {
+                if !allowed.contains(p) {
+                    allowed.push(p.clone());
+                }
+            }
         }
         if self.release.is_some() || self.namespace.is_some() || self.name.is_some() {
             let sel = spec.selector.get_or_insert_with(Selector::default);
@@ -215,6 +284,38 @@ mod tests {
         );
         assert_eq!(spec.selector.unwrap().release.as_deref(), Some("r"));
         assert!(spec.allow_missing);
+    }
+
+    #[test]
+    fn list_flags_add_to_the_file_and_ordered_lists_replace_it() {
+        let cli = Cli::parse_from([
+            "runner-patch",
+            "--host-alias=10.0.0.2=b.example.com",
+            "--allowed-pull-policy=if-not-present",
+            "--allowed-pull-policy=always",
+            "--pull-policy=if-not-present",
+        ]);
+        let file = RunnerPatchSpec {
+            host_aliases: vec![HostAlias {
+                ip: "10.0.0.1".into(),
+                hostnames: vec!["a.example.com".into()],
+                apply_to: None,
+            }],
+            allowed_pull_policies: Some(vec!["always".into()]),
+            pull_policy: Some(OneOrMany::Many(vec!["always".into()])),
+            ..Default::default()
+        };
+        let spec = cli.patch.to_spec(Some(file)).unwrap();
+        let ips: Vec<&str> = spec.host_aliases.iter().map(|a| a.ip.as_str()).collect();
+        assert_eq!(ips, ["10.0.0.1", "10.0.0.2"]);
+        assert_eq!(
+            spec.allowed_pull_policies.unwrap(),
+            ["always", "if-not-present"]
+        );
+        assert_eq!(
+            spec.pull_policy,
+            Some(OneOrMany::Many(vec!["if-not-present".into()]))
+        );
     }
 
     #[test]

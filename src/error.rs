@@ -1,23 +1,10 @@
-//! Typed errors of the library and the one place that maps them to exit codes.
+//! Typed errors of the library (the binary maps them to exit codes).
 //!
 //! Every error names *where*: the document (kind/namespace/name, its index in the stream and the
 //! Helm source path when known), the field, and for TOML the line inside the TOML value and in the
 //! stream. Messages never quote document content, so no Secret data can leak through them.
 
 use std::fmt;
-
-/// Exit code for success (including "nothing to change").
-pub const EXIT_OK: i32 = 0;
-/// Exit code for an unexpected failure (I/O, internal invariant).
-pub const EXIT_INTERNAL: i32 = 1;
-/// Exit code for a bad spec or bad command line (clap also uses 2).
-pub const EXIT_SPEC: i32 = 2;
-/// Exit code for bad input manifests or a patch that conflicts with them.
-pub const EXIT_INPUT: i32 = 3;
-/// Exit code for a non-empty stream in which no gitlab-runner release was found.
-pub const EXIT_NO_TARGET: i32 = 4;
-/// Exit code when warnings are errors (`warningsAsErrors`), and of `check` when it found warnings.
-pub const EXIT_WARNINGS: i32 = 5;
 
 /// Identifies one document of the stream in messages.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -147,8 +134,8 @@ pub enum Error {
     Fidelity { doc: Box<DocRef>, message: String },
 }
 
-impl From<crate::stream::NotUtf8> for Error {
-    fn from(e: crate::stream::NotUtf8) -> Self {
+impl From<crate::manifest::stream::NotUtf8> for Error {
+    fn from(e: crate::manifest::stream::NotUtf8) -> Self {
         Error::NotUtf8 {
             index: e.index,
             line: e.line,
@@ -167,20 +154,6 @@ impl Error {
             *line += lines;
         }
         self
-    }
-
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Spec { .. } => EXIT_SPEC,
-            Error::Yaml { .. }
-            | Error::NotUtf8 { .. }
-            | Error::Field { .. }
-            | Error::Toml { .. }
-            | Error::Pairing { .. } => EXIT_INPUT,
-            Error::NoTarget { .. } => EXIT_NO_TARGET,
-            Error::Fidelity { .. } => EXIT_INTERNAL,
-        }
     }
 }
 

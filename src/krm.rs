@@ -4,12 +4,14 @@
 //! mode, and read back; items the patch does not touch come back as the same values, annotations
 //! (kustomize's `config.kubernetes.io/*` and `internal.config.kubernetes.io/*`) included. On
 //! failure the output still is a `ResourceList`, with the items unchanged and an error in
-//! `results`, and the caller exits non-zero (kustomize only looks at the exit code).
+//! `results`, and the caller exits non-zero (kustomize only looks at the exit code). Warnings go
+//! into `results` with severity `warning`, as kyaml's framework reports them.
 
 use serde_json::{Map, Value, json};
 
 use crate::error::{DocRef, Error};
-use crate::{spec, stream, yaml};
+use crate::manifest::{stream, yaml};
+use crate::spec;
 
 /// True when the first document of `input` is a `kind: ResourceList` (KRM function input).
 pub fn is_resource_list(input: &[u8]) -> bool {
@@ -20,12 +22,28 @@ pub fn is_resource_list(input: &[u8]) -> bool {
         .is_some_and(|d| d.body.lines().any(|l| l.trim_end() == "kind: ResourceList"))
 }
 
-/// Reads a file (certificate `file:` entries, relative to the working directory).
-pub type ReadFile<'r> = &'r dyn Fn(&std::path::Path) -> std::io::Result<String>;
+/// Where certificate `file:` entries are read: the working directory, confined to it (the
+/// functionConfig, envs included, is written by the kustomization's author, so nothing widens it).
+pub type ReadFile<'r> = &'r spec::files::FileRoot;
 
-/// Runs the function over a ResourceList text at time `now`; returns the output text and the
-/// error, if any.
-pub fn run(input: &str, read: ReadFile<'_>, now: i64) -> (String, Option<Error>) {
+/// What a function run answers.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The output ResourceList (also on failure).
+    pub output: String,
+    /// Warnings, also listed in the output's `results`.
+    pub warnings: Vec<String>,
+    /// Why the run failed, also listed in the output's `results`.
+    pub error: Option<Error>,
+}
+
+/// Runs the function over a ResourceList text at time `now`.
+pub fn run(input: &str, read: ReadFile<'_>, now: i64) -> Outcome {
+    let done = |items, warnings: Vec<String>, error: Option<Error>| Outcome {
+        output: render(items, &warnings, error.as_ref()),
+        warnings,
+        error,
+    };
     let list: Value = match yaml::parse(input) {
         Ok(v) => v,
         Err(e) => {
@@ -36,7 +54,7 @@ pub fn run(input: &str, read: ReadFile<'_>, now: i64) -> (String, Option<Error>)
                 kind: Some("ResourceList".into()),
                 message,
             };
-            return (render(Vec::new(), Some(&err)), Some(err));
+            return done(Vec::new(), Vec::new(), Some(err));
         }
     };
     let items: Vec<Value> = list
@@ -44,9 +62,10 @@ pub fn run(input: &str, read: ReadFile<'_>, now: i64) -> (String, Option<Error>)
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    match patch_items(&list, &items, read, now) {
-        Ok(out) => (render(out, None), None),
-        Err(err) => (render(items, Some(&err)), Some(err)),
+    let mut warnings = Vec::new();
+    match patch_items(&list, &items, read, now, &mut warnings) {
+        Ok(out) => done(out, warnings, None),
+        Err(err) => done(items, warnings, Some(err)),
     }
 }
 
@@ -55,23 +74,23 @@ fn patch_items(
     items: &[Value],
     read: ReadFile<'_>,
     now: i64,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<Value>, Error> {
     if list.get("kind").and_then(Value::as_str) != Some("ResourceList") {
         return Err(spec_error("kind", "input is not a ResourceList".into()));
     }
     let config = list.get("functionConfig").cloned().unwrap_or(Value::Null);
     let mut spec = spec::from_value(&config, "functionConfig")?;
-    spec::resolve_certificate_files(&mut spec, std::path::Path::new("."), "functionConfig", read)?;
-    let (problems, warnings) = spec::check_certificates(&spec, now);
+    spec::resolve_certificate_files(&mut spec, read, "functionConfig")?;
+    let (problems, found) = spec::check_certificates(&spec, now);
+    warnings.extend(found);
     if !problems.is_empty() {
         return Err(Error::Spec {
             origin: "functionConfig".into(),
             problems,
         });
     }
-    if spec.warnings_as_errors && !warnings.is_empty() {
-        return Err(spec_error("spec.warningsAsErrors", warnings.join("; ")));
-    }
+    warnings_are_errors(&spec, warnings)?;
     let mut text = String::new();
     for item in items {
         text.push_str("---\n");
@@ -82,6 +101,8 @@ fn patch_items(
         text.push_str(&emitted);
     }
     let outcome = crate::patch(&text, &spec)?;
+    warnings.extend(outcome.warnings);
+    warnings_are_errors(&spec, warnings)?;
     let out_stream = stream::split(&outcome.output);
     out_stream
         .docs
@@ -98,6 +119,20 @@ fn patch_items(
         .collect()
 }
 
+/// With `warningsAsErrors`, any warning (each one listed in `results`) fails the run.
+fn warnings_are_errors(spec: &spec::RunnerPatchSpec, warnings: &[String]) -> Result<(), Error> {
+    if spec.warnings_as_errors && !warnings.is_empty() {
+        return Err(spec_error(
+            "spec.warningsAsErrors",
+            format!(
+                "is true and there are {} warning(s), listed in results",
+                warnings.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn spec_error(path: &str, message: String) -> Error {
     Error::Spec {
         origin: "functionConfig".into(),
@@ -109,11 +144,15 @@ fn spec_error(path: &str, message: String) -> Error {
     }
 }
 
-fn render(items: Vec<Value>, err: Option<&Error>) -> String {
+fn render(items: Vec<Value>, warnings: &[String], err: Option<&Error>) -> String {
     let mut list = Map::new();
     list.insert("apiVersion".into(), json!("config.kubernetes.io/v1"));
     list.insert("kind".into(), json!("ResourceList"));
     list.insert("items".into(), Value::Array(items));
+    let mut results: Vec<Value> = warnings
+        .iter()
+        .map(|w| json!({ "message": w, "severity": "warning" }))
+        .collect();
     if let Some(e) = err {
         let mut result = Map::new();
         result.insert("message".into(), json!(e.to_string()));
@@ -130,7 +169,10 @@ fn render(items: Vec<Value>, err: Option<&Error>) -> String {
         if let Error::Field { field, .. } = e {
             result.insert("field".into(), json!({ "path": field }));
         }
-        list.insert("results".into(), json!([Value::Object(result)]));
+        results.push(Value::Object(result));
+    }
+    if !results.is_empty() {
+        list.insert("results".into(), Value::Array(results));
     }
     yaml::emit(&Value::Object(list))
         .unwrap_or_else(|m| format!("# runner-patch: could not render the ResourceList: {m}\n"))

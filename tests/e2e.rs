@@ -399,17 +399,17 @@ fn krm_function_resource_list_contract() {
         ann["config.kubernetes.io/index"] = Value::String(i.to_string());
         ann["internal.config.kubernetes.io/id"] = Value::String(format!("{}", i + 1));
     }
-    let config: Value = runner_patch::yaml::parse(
+    let config: Value = runner_patch::manifest::yaml::parse(
         &fs::read_to_string(repo().join("deploy/kustomize/legacy-plugin/runner-patch.yaml"))
             .unwrap(),
     )
     .unwrap();
     let list = serde_json::json!({"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": items, "functionConfig": config});
-    let input = runner_patch::yaml::emit(&list).unwrap();
+    let input = runner_patch::manifest::yaml::emit(&list).unwrap();
     for args in [vec!["krm"], vec![]] {
         let out = run_with_stdin(Command::new(BIN).args(&args), &input);
         let text = ok(out);
-        let result = runner_patch::yaml::parse(&text).unwrap();
+        let result = runner_patch::manifest::yaml::parse(&text).unwrap();
         assert_eq!(result["kind"], "ResourceList");
         let out_items = result["items"].as_array().unwrap();
         assert_eq!(out_items.len(), 6);
@@ -421,7 +421,7 @@ fn krm_function_resource_list_contract() {
         }
         let stream: String = out_items
             .iter()
-            .map(|i| format!("---\n{}", runner_patch::yaml::emit(i).unwrap()))
+            .map(|i| format!("---\n{}", runner_patch::manifest::yaml::emit(i).unwrap()))
             .collect();
         assert_patched(
             &stream,
@@ -434,10 +434,11 @@ fn krm_function_resource_list_contract() {
     bad["functionConfig"]["spec"]["pullPolicy"] = Value::String("sometimes".into());
     let out = run_with_stdin(
         Command::new(BIN).arg("krm"),
-        &runner_patch::yaml::emit(&bad).unwrap(),
+        &runner_patch::manifest::yaml::emit(&bad).unwrap(),
     );
     assert_eq!(out.status.code(), Some(2));
-    let result = runner_patch::yaml::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let result =
+        runner_patch::manifest::yaml::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
     assert_eq!(result["results"][0]["severity"], "error");
     assert!(
         result["results"][0]["message"]
@@ -464,7 +465,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// Emulates Argo CD's CMP server running `generate` from deploy/argocd/plugin.yaml: a fresh copy of
 /// the app with files 0644, cwd = app dir, argv without an implicit shell, the build environment.
 fn argocd_generate(helm: &Path, spec_text: Option<&str>) -> Output {
-    let cmp: Value = runner_patch::yaml::parse(
+    let cmp: Value = runner_patch::manifest::yaml::parse(
         &fs::read_to_string(repo().join("deploy/argocd/plugin.yaml")).unwrap(),
     )
     .unwrap();
@@ -495,7 +496,7 @@ fn argocd_generate(helm: &Path, spec_text: Option<&str>) -> Output {
             .as_array()
             .unwrap()
             .iter()
-            .chain(cmp["spec"][step]["args"].as_array().unwrap())
+            .chain(cmp["spec"][step]["args"].as_array().into_iter().flatten())
             .map(|v| v.as_str().unwrap().to_owned())
             .collect();
         Command::new(&argv[0])
@@ -603,9 +604,10 @@ fn helm4_plugin_from_a_packaged_release_archive() {
 
 #[test]
 fn plugin_version_matches_the_crate() {
-    let plugin: Value =
-        runner_patch::yaml::parse(&fs::read_to_string(repo().join("plugin.yaml")).unwrap())
-            .unwrap();
+    let plugin: Value = runner_patch::manifest::yaml::parse(
+        &fs::read_to_string(repo().join("plugin.yaml")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(plugin["version"], env!("CARGO_PKG_VERSION"));
     let out = ok(Command::new(BIN).arg("--version").output().unwrap());
     assert_eq!(
@@ -696,5 +698,38 @@ fn helm4_and_helm3_deploy_certificates_from_files() {
             "{toml}"
         );
         assert!(toml.contains("tls-ca-file"), "{toml}");
+    }
+}
+
+/// Helm 3 shows a post-renderer's stderr only when it fails and Helm 4 never: a warning must still
+/// reach the user, once, on helm's stderr. The chart's GitLab URL is not the example
+/// certificate's host, which is a warning.
+#[test]
+fn helm3_and_helm4_users_see_warnings_once() {
+    let home = tempfile::tempdir().unwrap();
+    ok(helm_cmd(&helm4(), home.path())
+        .args(["plugin", "install"])
+        .arg(plugin_dir(home.path()))
+        .output()
+        .unwrap());
+    let helm3_home = tempfile::tempdir().unwrap();
+    let spec = repo().join("examples/runner-patch.yaml");
+    for (helm, home, post_renderer) in [
+        (helm4(), home.path(), "runner-patch"),
+        (helm3(), helm3_home.path(), BIN),
+    ] {
+        let out = template(&helm, home, post_renderer, &spec);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        ok(out);
+        assert_eq!(
+            stderr.matches("runner-patch: warning: ").count(),
+            1,
+            "{}: {stderr}",
+            helm.display()
+        );
+        assert!(
+            stderr.contains("but CI_SERVER_URL points at \"gitlab.test.example.com\""),
+            "{stderr}"
+        );
     }
 }

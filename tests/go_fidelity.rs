@@ -81,7 +81,7 @@ fn go_read(mode: &str, path: &Path) -> Vec<Value> {
 }
 
 fn ours(text: &str) -> Vec<(String, Value)> {
-    runner_patch::stream::split(text)
+    runner_patch::manifest::stream::split(text)
         .docs
         .iter()
         .filter(|d| !d.is_empty())
@@ -89,7 +89,8 @@ fn ours(text: &str) -> Vec<(String, Value)> {
             (
                 d.body.to_owned(),
                 // A document nobody can read (NUL bytes…) still counts, like Go's `__error__`.
-                runner_patch::yaml::parse(d.body).unwrap_or(Value::String("__unparsed__".into())),
+                runner_patch::manifest::yaml::parse(d.body)
+                    .unwrap_or(Value::String("__unparsed__".into())),
             )
         })
         .filter(|(_, v)| !v.is_null())
@@ -201,7 +202,7 @@ fn go_readers_read_tricky_strings_back_unchanged() {
     for (i, s) in data["strings"].as_array().unwrap().iter().enumerate() {
         let doc = json!({"value": s});
         text.push_str("---\n");
-        text.push_str(&runner_patch::yaml::emit(&doc).unwrap());
+        text.push_str(&runner_patch::manifest::yaml::emit(&doc).unwrap());
         expected.push(doc);
         all.insert(format!("k{i}"), s.clone());
     }
@@ -211,22 +212,41 @@ fn go_readers_read_tricky_strings_back_unchanged() {
     let cm =
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": all});
     text.push_str("---\n");
-    text.push_str(&runner_patch::yaml::emit(&cm).unwrap());
+    text.push_str(&runner_patch::manifest::yaml::emit(&cm).unwrap());
     expected.push(cm);
-    // The in-place edit of a ConfigMap value, for every multi-line value it accepts.
-    for (k, v) in data["multiline"].as_object().unwrap() {
+    // The in-place editor, for every multi-line value (a ConfigMap's TOML scalar replaced) and
+    // every string (a plain scalar replaced, and a new list item and mapping key written).
+    let edit = |body: &str, change: &dyn Fn(&mut Value)| {
+        let old = runner_patch::manifest::yaml::parse(body).unwrap();
+        let mut new = old.clone();
+        change(&mut new);
+        let edited = runner_patch::manifest::edit::rewrite(body, &old, &new)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .unwrap();
+        (edited, new)
+    };
+    let mut push = |(edited, new): (String, Value)| {
+        text.push_str("---\n");
+        text.push_str(&edited);
+        expected.push(new);
+    };
+    for v in data["multiline"].as_object().unwrap().values() {
         let body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inplace\ndata:\n  before: \"on\"\n  config.template.toml:   |\n    old\n  \n  after: |\n    kept\n";
-        if let Some(edited) = runner_patch::configmap::replace_data_value(
-            body,
-            "config.template.toml",
-            v.as_str().unwrap(),
-        ) {
-            text.push_str("---\n");
-            text.push_str(&edited);
-            expected.push(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "inplace"}, "data": {"before": "on", "config.template.toml": v, "after": "kept\n"}}));
-        } else {
-            eprintln!("in-place edit declined {k:?} (falls back to the emitter)");
-        }
+        push(edit(body, &|d| {
+            d["data"]["config.template.toml"] = v.clone()
+        }));
+    }
+    for v in data["strings"].as_array().unwrap() {
+        let body = "spec:\n  env:\n  - name: A\n    value: y\n  - name: B\n    value: \"x\"\n  m:\n    k: 0644\n";
+        push(edit(body, &|d| {
+            d["spec"]["env"][0]["value"] = v.clone();
+            d["spec"]["env"][1]["value"] = v.clone();
+            d["spec"]["env"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "C", "value": v}));
+            d["spec"]["m"]["new"] = v.clone();
+        }));
     }
     let path = tmp.path().join("strings.yaml");
     std::fs::write(&path, &text).unwrap();

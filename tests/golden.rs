@@ -185,8 +185,8 @@ fn compare(what: &str, want: &[u8], got: &[u8]) -> Result<(), Failed> {
 fn check_passthrough(input: &[u8], output: &[u8]) -> Result<(), Failed> {
     let input = std::str::from_utf8(input).unwrap();
     let output = std::str::from_utf8(output).unwrap();
-    let a = runner_patch::stream::split(input);
-    let b = runner_patch::stream::split(output);
+    let a = runner_patch::manifest::stream::split(input);
+    let b = runner_patch::manifest::stream::split(output);
     if a.docs.len() != b.docs.len() {
         return Err(format!(
             "document count changed: {} → {}",
@@ -203,9 +203,9 @@ fn check_passthrough(input: &[u8], output: &[u8]) -> Result<(), Failed> {
         if x.head != y.head || x.tail != y.tail {
             return Err(format!("document {}: head or tail changed", x.index).into());
         }
-        let before =
-            runner_patch::yaml::parse(x.body).map_err(|e| format!("document {}: {e}", x.index))?;
-        let after = runner_patch::yaml::parse(y.body)
+        let before = runner_patch::manifest::yaml::parse(x.body)
+            .map_err(|e| format!("document {}: {e}", x.index))?;
+        let after = runner_patch::manifest::yaml::parse(y.body)
             .map_err(|e| format!("document {} (output): {e}", y.index))?;
         let kind = after.get("kind").and_then(Value::as_str).unwrap_or("");
         let target = (kind == "ConfigMap" && y.body.contains("check-live"))

@@ -3,7 +3,8 @@
 //! runner documents, odd but valid documents and arbitrary text.
 
 use proptest::prelude::*;
-use runner_patch::{RunnerPatchSpec, stream};
+use runner_patch::RunnerPatchSpec;
+use runner_patch::manifest::stream;
 
 const BASE: &str = include_str!("../testdata/golden/helm3-runner-0.92.0-base/input.yaml");
 const HELM4: &str = include_str!("../testdata/golden/helm4-runner-0.92.0-base/input.yaml");

@@ -665,7 +665,7 @@ impl Cmp {
     fn load() -> Cmp {
         let text = fs::read_to_string(repo().join("deploy/argocd/plugin.yaml")).unwrap();
         Cmp {
-            config: runner_patch::yaml::parse(&text).unwrap(),
+            config: runner_patch::manifest::yaml::parse(&text).unwrap(),
         }
     }
 
@@ -837,7 +837,7 @@ fn example_app_env(repo_copy: &Path) -> Vec<(&'static str, &'static str)> {
 /// The plugin section of deploy/argocd/application.yaml: its values files and its plugin env as
 /// Argo CD passes them (`ARGOCD_ENV_<NAME>`).
 fn application_plugin() -> (Vec<String>, Vec<(String, String)>) {
-    let app: Value = runner_patch::yaml::parse(
+    let app: Value = runner_patch::manifest::yaml::parse(
         &fs::read_to_string(repo().join("deploy/argocd/application.yaml")).unwrap(),
     )
     .unwrap();
@@ -924,7 +924,7 @@ fn argocd_image_runs_the_cmp_commands_on_the_example_app() {
     let out = run_cmp(&repo_copy, "deploy/argocd/example-app", &values, &env, None);
     let stream = ok(out);
     // The example spec's first host alias reached the job TOML and the manager pod.
-    let spec: Value = runner_patch::yaml::parse(
+    let spec: Value = runner_patch::manifest::yaml::parse(
         &fs::read_to_string(repo_copy.join("deploy/argocd/example-app/runner-patch.yaml")).unwrap(),
     )
     .unwrap();

@@ -16,8 +16,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(first.output, second.output, "not deterministic");
         let again = runner_patch::patch(&first.output, &spec).expect("patching the output failed");
         assert_eq!(again.output, first.output, "not idempotent");
-        let before = runner_patch::stream::split(&input).docs.len();
-        let after = runner_patch::stream::split(&first.output).docs.len();
+        let before = runner_patch::manifest::stream::split(&input).docs.len();
+        let after = runner_patch::manifest::stream::split(&first.output).docs.len();
         assert_eq!(before, after, "document count changed");
     }
 });

@@ -122,11 +122,11 @@ spec:
 
 /// The non-empty documents of a stream, parsed.
 pub(crate) fn docs(stream: &str) -> Vec<Value> {
-    runner_patch::stream::split(stream)
+    runner_patch::manifest::stream::split(stream)
         .docs
         .iter()
         .filter(|d| !d.is_empty())
-        .map(|d| runner_patch::yaml::parse(d.body).unwrap())
+        .map(|d| runner_patch::manifest::yaml::parse(d.body).unwrap())
         .collect()
 }
 

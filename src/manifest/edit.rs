@@ -1,0 +1,1463 @@
+//! In-place editing of one YAML document: the document's text is rewritten so that it reads as a
+//! new value, by splicing text only where the value differs. Every other byte — comments, key
+//! order, quoting, the spelling of scalars (`y`, `0644`, `"on"`), Helm's whitespace quirks — stays.
+//!
+//! One layer for every document runner-patch changes: the runner ConfigMap (one `data` scalar) and
+//! the runner Deployment (a checksum, lists to extend, keys to add, env entries to change or drop).
+//! The caller states the intent as two values, what the document reads as now and what it must
+//! read as afterwards; [`rewrite`] finds the differences on the document's node tree (built from
+//! the parser's events and their byte spans) and turns each into a splice:
+//!
+//! - a changed scalar is rewritten in its own style (a multi-line string as a literal block,
+//!   keeping the node's anchor and tag);
+//! - list items and mapping entries that are new go after the last existing one, at its
+//!   indentation and in its layout (block lists keep their dash column; flow collections, `[]` or
+//!   `{…}`, are extended inside their brackets, on a new line of their own when the collection
+//!   spans several lines, so that every existing line stays); a null value that must become a
+//!   list or mapping becomes a block on the following lines;
+//! - removed items and entries lose exactly their lines.
+//!
+//! Why not a lossless YAML syntax-tree crate: the spans come from granit-parser, the parser
+//! serde-saphyr itself reads with, so the node tree and the value it is compared with are the
+//! same reading of the same text (YAML 1.1 scalars, duplicate keys, anchors); a second YAML
+//! implementation could disagree with the value model on exactly the inputs that matter here.
+//!
+//! What a splice cannot express (a change through an alias, or to an anchored node that an alias
+//! repeats, a merge key, a list that is reordered) is refused with the field's path, never
+//! re-emitted. And the result is always read again and compared with the intended value, in every
+//! build: a rewrite that does not read back as exactly `new` is an error, never output.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
+
+use crate::manifest::yaml;
+
+/// Why a document could not be edited in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditError {
+    /// Path of the field (`spec.template.spec.volumes[2]`, `data["config.toml"]`); empty for the
+    /// whole document.
+    pub field: String,
+    pub message: String,
+    /// A byte offset of `body` the message refers to (an alias), if any.
+    pub at: Option<usize>,
+}
+
+/// `body` (one document's YAML, which reads as `old`) rewritten so that it reads as `new`, or
+/// `None` when the two are equal. See the module documentation.
+pub fn rewrite(body: &str, old: &Value, new: &Value) -> Result<Option<String>, EditError> {
+    rewrite_with(body, old, new, false)
+}
+
+/// [`rewrite`]; with `block_strings`, a string written into block context is a literal block
+/// even when it is a single line (the layout the ConfigMap's TOML value keeps).
+fn rewrite_with(
+    body: &str,
+    old: &Value,
+    new: &Value,
+    block_strings: bool,
+) -> Result<Option<String>, EditError> {
+    if old == new {
+        return Ok(None);
+    }
+    let tree = Tree::build(body)?;
+    let mut editor = Editor {
+        text: body,
+        eol: if body.contains("\r\n") { "\r\n" } else { "\n" },
+        aliased: &tree.aliased,
+        seq_indent: tree.seq_indent,
+        block_strings,
+        splices: Vec::new(),
+    };
+    let mut path = Vec::new();
+    editor.diff(&tree.root, old, new, Place::Root, &mut path)?;
+    let out = editor.apply()?;
+    read_back(&out, new)?;
+    Ok(Some(out))
+}
+
+/// `body` (a ConfigMap) with `data[key]` set to `value`, edited in place like [`rewrite`] does;
+/// `None` when the document does not parse, has no such key, or cannot be edited in place.
+pub fn replace_data_value(body: &str, key: &str, value: &str) -> Option<String> {
+    let old = yaml::parse(body).ok()?;
+    old.get("data")?.get(key)?;
+    let mut new = old.clone();
+    new["data"][key] = Value::String(value.to_owned());
+    match rewrite_with(body, &old, &new, true) {
+        Ok(text) => Some(text.unwrap_or_else(|| body.to_owned())),
+        Err(_) => None,
+    }
+}
+
+/// The read-back check: `text` must parse as exactly `intended`.
+pub fn read_back(text: &str, intended: &Value) -> Result<(), EditError> {
+    match yaml::parse(text) {
+        Ok(back) if &back == intended => Ok(()),
+        Ok(back) => Err(EditError {
+            field: first_difference(&back, intended, &mut Vec::new()).unwrap_or_default(),
+            message:
+                "the edited document does not read back as the intended value; nothing was written"
+                    .into(),
+            at: None,
+        }),
+        Err(e) => Err(EditError {
+            field: String::new(),
+            message: format!(
+                "the edited document does not parse ({}); nothing was written",
+                yaml::describe_error(&e).0
+            ),
+            at: None,
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The node tree: every node with the byte range of its own text.
+
+#[derive(Debug)]
+struct Node {
+    /// First byte of the node's content: after its anchor and tag; the `|`/`>` indicator of a
+    /// block scalar; the bracket of a flow collection; the first key or item of a block one.
+    start: usize,
+    /// End of the node's content (exclusive): a block scalar ends with its last non-blank line
+    /// (its line break and trailing blank lines are not part of it).
+    end: usize,
+    /// Anchor id (0 = none).
+    anchor: usize,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Scalar {
+        style: ScalarStyle,
+        /// An empty plain scalar (`key:` with nothing after it); `start == end` sits right after
+        /// the `:` or `-` indicator.
+        empty: bool,
+    },
+    Map {
+        flow: bool,
+        /// Key text (None for a complex key), key node, value node.
+        entries: Vec<(Option<String>, Node, Node)>,
+    },
+    Seq {
+        flow: bool,
+        items: Vec<Node>,
+    },
+    Alias,
+}
+
+struct Tree {
+    root: Node,
+    /// Anchor ids some alias refers to, with the offset of the first such alias.
+    aliased: HashMap<usize, usize>,
+    /// How far a block list under a key is indented past the key (0: `key:⏎- a`, 2: `key:⏎  - a`),
+    /// as the document's first such list does it.
+    seq_indent: usize,
+}
+
+type Events<'a> = std::iter::Peekable<std::vec::IntoIter<(Event<'a>, usize, usize)>>;
+
+impl Tree {
+    fn build(text: &str) -> Result<Tree, EditError> {
+        let mut events = Vec::new();
+        for item in Parser::new_from_str(text) {
+            let (event, span) = item.map_err(|e| EditError {
+                field: String::new(),
+                message: format!("cannot be parsed for editing: {e}"),
+                at: None,
+            })?;
+            let keep = matches!(
+                event,
+                Event::Scalar(..)
+                    | Event::SequenceStart(..)
+                    | Event::SequenceEnd
+                    | Event::MappingStart(..)
+                    | Event::MappingEnd
+                    | Event::Alias(..)
+            );
+            if matches!(event, Event::DocumentEnd) {
+                break;
+            }
+            if keep {
+                let (Some(s), Some(e)) = (span.start.byte_offset(), span.end.byte_offset()) else {
+                    return Err(unsupported("", "the parser gave no byte positions"));
+                };
+                events.push((event, s, e));
+            }
+        }
+        let mut builder = Builder {
+            text,
+            prev_end: 0,
+            aliased: HashMap::new(),
+            seq_indent: None,
+        };
+        let mut events: Events<'_> = events.into_iter().peekable();
+        let root = builder.node(&mut events, None)?;
+        Ok(Tree {
+            root,
+            aliased: builder.aliased,
+            seq_indent: builder.seq_indent.unwrap_or(0),
+        })
+    }
+}
+
+struct Builder<'t> {
+    text: &'t str,
+    /// End of the last token read (a scalar, an alias or a bracket).
+    prev_end: usize,
+    aliased: HashMap<usize, usize>,
+    seq_indent: Option<usize>,
+}
+
+impl Builder<'_> {
+    /// Reads one node. `key_col` is the column of the key whose value it is, if any.
+    fn node(&mut self, events: &mut Events<'_>, key_col: Option<usize>) -> Result<Node, EditError> {
+        let Some((event, s, e)) = events.next() else {
+            return Err(unsupported("", "unexpected end of the document"));
+        };
+        match event {
+            Event::Scalar(_, style, anchor, _) => {
+                let node = self.scalar(style, anchor, s, e)?;
+                self.prev_end = self.prev_end.max(e);
+                Ok(node)
+            }
+            Event::Alias(id) => {
+                self.aliased.entry(id).or_insert(s);
+                self.prev_end = e;
+                Ok(Node {
+                    start: s,
+                    end: e,
+                    anchor: 0,
+                    kind: Kind::Alias,
+                })
+            }
+            Event::MappingStart(style, anchor, _) => {
+                let flow = style == StructureStyle::Flow;
+                if flow {
+                    self.prev_end = e;
+                }
+                let mut entries = Vec::new();
+                loop {
+                    if let Some((Event::MappingEnd, _, end)) = events.peek() {
+                        let end = *end;
+                        events.next();
+                        let end = if flow {
+                            self.prev_end = end;
+                            end
+                        } else {
+                            entries
+                                .last()
+                                .map_or(s, |(_, _, v): &(Option<String>, Node, Node)| v.end)
+                        };
+                        return Ok(Node {
+                            start: s,
+                            end,
+                            anchor,
+                            kind: Kind::Map { flow, entries },
+                        });
+                    }
+                    let key_text = match events.peek() {
+                        Some((Event::Scalar(text, ..), ..)) => Some(text.to_string()),
+                        _ => None,
+                    };
+                    let key = self.node(events, None)?;
+                    let col = column(self.text, key.start);
+                    let value = self.node(events, Some(col))?;
+                    entries.push((key_text, key, value));
+                }
+            }
+            Event::SequenceStart(style, anchor, _) => {
+                let flow = style == StructureStyle::Flow;
+                if flow {
+                    self.prev_end = e;
+                }
+                let mut items = Vec::new();
+                loop {
+                    if let Some((Event::SequenceEnd, _, end)) = events.peek() {
+                        let end = *end;
+                        events.next();
+                        let end = if flow {
+                            self.prev_end = end;
+                            end
+                        } else {
+                            items.last().map_or(s, |n: &Node| n.end)
+                        };
+                        if !flow
+                            && self.seq_indent.is_none()
+                            && let (Some(kc), Some(first)) = (key_col, items.first())
+                            && let Some((dash, _)) = dash_layout(self.text, first.start)
+                        {
+                            self.seq_indent = Some(dash.saturating_sub(kc).min(8));
+                        }
+                        return Ok(Node {
+                            start: s,
+                            end,
+                            anchor,
+                            kind: Kind::Seq { flow, items },
+                        });
+                    }
+                    items.push(self.node(events, None)?);
+                }
+            }
+            _ => Err(unsupported("", "unexpected parser event")),
+        }
+    }
+
+    fn scalar(
+        &mut self,
+        style: ScalarStyle,
+        anchor: usize,
+        s: usize,
+        e: usize,
+    ) -> Result<Node, EditError> {
+        let bytes = self.text.as_bytes();
+        match style {
+            ScalarStyle::Literal | ScalarStyle::Folded => {
+                // The span starts at the content; the node starts at its `|`/`>` indicator,
+                // found by skipping what may stand between the previous token and it.
+                let mut i = self.prev_end;
+                let limit = e.max(s).min(bytes.len());
+                while i < limit {
+                    match bytes[i] {
+                        b' ' | b'\t' | b'\r' | b'\n' | b':' | b'-' | b'?' => i += 1,
+                        b'#' => i = line_end(self.text, i),
+                        b'&' | b'!' => {
+                            while i < limit && !matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n') {
+                                i += 1;
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                if i >= limit || !matches!(bytes.get(i), Some(b'|' | b'>')) {
+                    return Err(unsupported("", "cannot find a block scalar's indicator"));
+                }
+                let end = block_scalar_end(self.text, i, e);
+                Ok(Node {
+                    start: i,
+                    end,
+                    anchor,
+                    kind: Kind::Scalar {
+                        style,
+                        empty: false,
+                    },
+                })
+            }
+            ScalarStyle::Plain if s == e => {
+                // An empty value: place it right after its `:` or `-` indicator.
+                let mut i = s;
+                while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+                    i += 1;
+                }
+                let at = if matches!(bytes.get(i), Some(b':' | b'-')) {
+                    i + 1
+                } else {
+                    s
+                };
+                Ok(Node {
+                    start: at,
+                    end: at,
+                    anchor,
+                    kind: Kind::Scalar { style, empty: true },
+                })
+            }
+            _ => Ok(Node {
+                start: s,
+                end: e,
+                anchor,
+                kind: Kind::Scalar {
+                    style,
+                    empty: false,
+                },
+            }),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Turning differences into splices.
+
+/// Where a node sits, for writing a replacement in the right layout.
+#[derive(Clone, Copy)]
+enum Place {
+    Root,
+    /// The value of a block mapping key at this column.
+    BlockValue {
+        key_col: usize,
+    },
+    /// An item of a block list whose dash is at this column.
+    BlockItem {
+        dash_col: usize,
+    },
+    /// Inside a flow collection.
+    Flow,
+}
+
+#[derive(Clone)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+struct Splice {
+    start: usize,
+    end: usize,
+    text: String,
+}
+
+struct Editor<'t> {
+    text: &'t str,
+    eol: &'static str,
+    aliased: &'t HashMap<usize, usize>,
+    seq_indent: usize,
+    /// Write every replaced string in block context as a literal block (see [`rewrite_with`]).
+    block_strings: bool,
+    splices: Vec<Splice>,
+}
+
+impl Editor<'_> {
+    fn diff(
+        &mut self,
+        node: &Node,
+        old: &Value,
+        new: &Value,
+        place: Place,
+        path: &mut Vec<Segment>,
+    ) -> Result<(), EditError> {
+        if old == new {
+            return Ok(());
+        }
+        if matches!(node.kind, Kind::Alias) {
+            return Err(refuse(
+                path,
+                "is an alias (`*…`); an edit here would not stay local",
+            ));
+        }
+        if node.anchor != 0
+            && let Some(&alias) = self.aliased.get(&node.anchor)
+        {
+            let mut err = refuse(
+                path,
+                "carries an anchor (`&…`) that an alias elsewhere in the document repeats; editing it would change both, so runner-patch refuses",
+            );
+            err.at = Some(alias);
+            return Err(err);
+        }
+        match (&node.kind, old, new) {
+            (Kind::Map { flow, entries }, Value::Object(o), Value::Object(n)) => {
+                let flow = *flow;
+                let mut added = Vec::new();
+                for (k, nv) in n {
+                    match o.get(k) {
+                        Some(ov) if ov == nv => {}
+                        Some(ov) => {
+                            let (_, key, value) = entry(entries, k).ok_or_else(|| {
+                                refuse(
+                                    path,
+                                    "takes a key from a merge key (`<<`); cannot edit it in place",
+                                )
+                            })?;
+                            let place = if flow {
+                                Place::Flow
+                            } else {
+                                Place::BlockValue {
+                                    key_col: column(self.text, key.start),
+                                }
+                            };
+                            path.push(Segment::Key(k.clone()));
+                            self.diff(value, ov, nv, place, path)?;
+                            // Earlier entries of a repeated key are shadowed (go-yaml v2 keeps
+                            // the last, yaml.v3 rejects the document): the edited key loses them,
+                            // so that every reader reads the one that was edited.
+                            for (_, dup_key, dup_value) in
+                                entries.iter().filter(|(text, key, _)| {
+                                    text.as_deref() == Some(k.as_str())
+                                        && key.start != entry_key_start(entries, k)
+                                })
+                            {
+                                self.remove_entry(node, dup_key, dup_value, path)?;
+                            }
+                            path.pop();
+                        }
+                        None => added.push((k.as_str(), nv)),
+                    }
+                }
+                for k in o.keys().filter(|k| !n.contains_key(*k)) {
+                    path.push(Segment::Key(k.clone()));
+                    let found = entries
+                        .iter()
+                        .filter(|(text, ..)| text.as_deref() == Some(k.as_str()))
+                        .collect::<Vec<_>>();
+                    let [(_, key, value)] = found.as_slice() else {
+                        return Err(refuse(
+                            path,
+                            "cannot be removed in place (a merge key or a duplicate key)",
+                        ));
+                    };
+                    self.remove_entry(node, key, value, path)?;
+                    path.pop();
+                }
+                if !added.is_empty() {
+                    self.add_entries(node, &added, path)?;
+                }
+                Ok(())
+            }
+            (Kind::Seq { items, .. }, Value::Array(o), Value::Array(n)) => {
+                if items.len() != o.len() {
+                    return Err(refuse(path, "does not match the parsed document"));
+                }
+                let place = self.item_place(node, items.first());
+                if n.len() >= o.len() {
+                    for (i, (ov, nv)) in o.iter().zip(n).enumerate() {
+                        path.push(Segment::Index(i));
+                        self.diff(&items[i], ov, nv, place, path)?;
+                        path.pop();
+                    }
+                    if n.len() > o.len() {
+                        self.append_items(node, &n[o.len()..], path)?;
+                    }
+                    return Ok(());
+                }
+                // Fewer items: removals, order kept; the items that stay (the same value, or an
+                // entry of the same `name`) may change.
+                let mut removed = Vec::new();
+                let mut kept = Vec::new();
+                let mut j = 0;
+                for (i, ov) in o.iter().enumerate() {
+                    if j < n.len() && same_item(ov, &n[j]) {
+                        kept.push((i, j));
+                        j += 1;
+                    } else {
+                        removed.push(i);
+                    }
+                }
+                if j != n.len() || n.is_empty() {
+                    return Err(refuse(
+                        path,
+                        "would have to be rewritten as a whole (items reordered, or every item removed); runner-patch only appends, changes or removes items in place",
+                    ));
+                }
+                for (i, j) in kept {
+                    path.push(Segment::Index(i));
+                    self.diff(&items[i], &o[i], &n[j], place, path)?;
+                    path.pop();
+                }
+                for i in removed {
+                    path.push(Segment::Index(i));
+                    self.remove_item(node, i, path)?;
+                    path.pop();
+                }
+                Ok(())
+            }
+            (Kind::Scalar { .. } | Kind::Map { .. } | Kind::Seq { .. }, _, _) => {
+                self.replace(node, new, place, path)
+            }
+            (Kind::Alias, ..) => unreachable!("refused above"),
+        }
+    }
+
+    fn item_place(&self, seq: &Node, first: Option<&Node>) -> Place {
+        match (&seq.kind, first) {
+            (Kind::Seq { flow: true, .. }, _) => Place::Flow,
+            (_, Some(first)) => dash_layout(self.text, first.start)
+                .map_or(Place::Flow, |(dash_col, _)| Place::BlockItem { dash_col }),
+            _ => Place::Flow,
+        }
+    }
+
+    /// Replaces a node (a scalar, or a collection that changes type) with `value`.
+    fn replace(
+        &mut self,
+        node: &Node,
+        value: &Value,
+        place: Place,
+        path: &[Segment],
+    ) -> Result<(), EditError> {
+        let block_collection = matches!(
+            node.kind,
+            Kind::Map { flow: false, .. } | Kind::Seq { flow: false, .. }
+        );
+        if block_collection {
+            return Err(refuse(
+                path,
+                "changes type; cannot edit a block collection into something else in place",
+            ));
+        }
+        let (indent, in_flow) = match place {
+            Place::Root => (0, false),
+            Place::BlockValue { key_col } => (key_col, false),
+            Place::BlockItem { dash_col } => (dash_col, false),
+            Place::Flow => (0, true),
+        };
+        let empty_collection = matches!(value, Value::Object(m) if m.is_empty())
+            || matches!(value, Value::Array(a) if a.is_empty());
+        let collection = matches!(value, Value::Object(_) | Value::Array(_));
+        if in_flow || (collection && (empty_collection || matches!(place, Place::Root))) {
+            let text = flow_text(value);
+            self.splice(node.start, node.end, text);
+            return Ok(());
+        }
+        if collection {
+            // A scalar (`key:`, `key: ~`) becomes a block collection on the following lines.
+            let lines = match value {
+                Value::Array(items) => {
+                    let dash_col = match place {
+                        Place::BlockValue { .. } => indent + self.seq_indent,
+                        _ => indent + 2,
+                    };
+                    self.seq_lines(items, dash_col)
+                }
+                _ => self.map_lines(value, indent + 2),
+            };
+            let line_start = line_start(self.text, node.start);
+            let before = &self.text[line_start..node.start];
+            let trimmed = before.trim_end_matches([' ', '\t']).len() + line_start;
+            let rest = &self.text[node.end..line_end(self.text, node.end)];
+            let comment = rest.trim();
+            if !comment.is_empty() && !comment.starts_with('#') {
+                return Err(refuse(
+                    path,
+                    "has more content on its line; cannot turn it into a block",
+                ));
+            }
+            let keep = if comment.is_empty() {
+                String::new()
+            } else {
+                format!(" {comment}")
+            };
+            let cut_end = node.end + rest.trim_end_matches(['\r', '\n']).len();
+            let text = format!("{keep}\n{}", lines.join("\n"));
+            self.splice(trimmed, cut_end, text);
+            return Ok(());
+        }
+        let Kind::Scalar { style, empty } = node.kind else {
+            unreachable!("collections handled above")
+        };
+        if let Value::String(s) = value
+            && (s.contains('\n') || self.block_strings)
+        {
+            let old_block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
+            // An old block's content indentation is kept (when deeper than the key's).
+            let content_indent = old_block
+                .then(|| block_content_indent(self.text, node))
+                .flatten()
+                .filter(|&i| i > indent)
+                .unwrap_or(indent + 2);
+            if let Some(block) = literal_block(s, content_indent, content_indent - indent) {
+                // The block's content goes on the following lines: a comment after the old
+                // scalar (or on an old block's indicator line) moves onto the indicator's line.
+                let le = line_end(self.text, node.end);
+                let rest = if old_block {
+                    let header_line = &self.text[node.start..line_end(self.text, node.start)];
+                    header_line
+                        .find(" #")
+                        .map_or("", |i| header_line[i..].trim())
+                } else {
+                    self.text[node.end..le].trim()
+                };
+                if !rest.is_empty() && !rest.starts_with('#') {
+                    return Err(refuse(
+                        path,
+                        "has more content on its line; cannot write a block there",
+                    ));
+                }
+                let header = if rest.is_empty() {
+                    block.header
+                } else {
+                    format!("{} {rest}", block.header)
+                };
+                let lead = if empty { " " } else { "" };
+                let cut_end =
+                    node.end + self.text[node.end..le].trim_end_matches(['\r', '\n']).len();
+                let lines = if style == ScalarStyle::Literal {
+                    self.keep_unchanged_lines(node, &block.lines)
+                } else {
+                    block.lines
+                };
+                self.splice(node.start, cut_end, format!("{lead}{header}\n{lines}"));
+                return Ok(());
+            }
+            self.splice(node.start, node.end, json_quoted(s));
+            return Ok(());
+        }
+        let text = match (style, value) {
+            (ScalarStyle::DoubleQuoted, Value::String(s)) => json_quoted(s),
+            (ScalarStyle::SingleQuoted, Value::String(s)) if single_line_safe(s) => {
+                format!("'{}'", s.replace('\'', "''"))
+            }
+            _ => scalar_text(value),
+        };
+        let text = if empty { format!(" {text}") } else { text };
+        self.splice(node.start, node.end, text);
+        Ok(())
+    }
+
+    /// The content lines of a literal block replacing the literal block `node`: where a line
+    /// reads the same as one of the old block (matched in order, Myers), the old line's bytes are
+    /// kept (a whitespace-only blank line stays whitespace-only), so only lines that changed
+    /// differ. Applies when both blocks have the same content indentation.
+    fn keep_unchanged_lines(&self, node: &Node, new: &str) -> String {
+        let content_start = line_end(self.text, node.start);
+        if content_start >= node.end {
+            return new.to_owned();
+        }
+        let old_raw: Vec<&str> = self.text[content_start..node.end]
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .collect();
+        let new_raw: Vec<&str> = new.split('\n').collect();
+        let indent_of = |lines: &[&str]| {
+            lines
+                .iter()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.len() - l.trim_start_matches(' ').len())
+        };
+        let indent = indent_of(&old_raw);
+        if indent.is_none() || indent != indent_of(&new_raw) {
+            return new.to_owned();
+        }
+        let indent = indent.unwrap_or(0);
+        let old_text: Vec<&str> = old_raw.iter().map(|l| decode(l, indent)).collect();
+        let new_text: Vec<&str> = new_raw.iter().map(|l| decode(l, indent)).collect();
+        let mut out: Vec<&str> = Vec::with_capacity(new_raw.len());
+        for op in similar::capture_diff_slices(similar::Algorithm::Myers, &old_text, &new_text) {
+            match op {
+                similar::DiffOp::Equal { old_index, len, .. } => {
+                    out.extend(&old_raw[old_index..old_index + len]);
+                }
+                similar::DiffOp::Insert {
+                    new_index, new_len, ..
+                }
+                | similar::DiffOp::Replace {
+                    new_index, new_len, ..
+                } => out.extend(&new_raw[new_index..new_index + new_len]),
+                similar::DiffOp::Delete { .. } => {}
+            }
+        }
+        out.join("\n")
+    }
+
+    fn add_entries(
+        &mut self,
+        map: &Node,
+        added: &[(&str, &Value)],
+        path: &[Segment],
+    ) -> Result<(), EditError> {
+        let Kind::Map { flow, entries } = &map.kind else {
+            unreachable!()
+        };
+        if *flow {
+            let parts: Vec<String> = added
+                .iter()
+                .map(|(k, v)| format!("{}: {}", json_quoted(k), flow_text(v)))
+                .collect();
+            // After the last entry (so a multi-line flow mapping keeps its closing line), or
+            // inside the braces of an empty one.
+            let (at, sep) = entries
+                .last()
+                .map_or((map.end - 1, String::new()), |(_, _, v)| {
+                    (v.end, self.flow_separator(map, v.end))
+                });
+            self.splice(at, at, format!("{sep}{}", parts.join(", ")));
+            return Ok(());
+        }
+        let Some((_, first_key, _)) = entries.first() else {
+            return Err(refuse(path, "is an empty block mapping"));
+        };
+        let col = column(self.text, first_key.start);
+        let mut lines = Vec::new();
+        for (k, v) in added {
+            self.entry_lines(k, v, col, &mut lines);
+        }
+        self.insert_lines(map.end, lines);
+        Ok(())
+    }
+
+    fn append_items(
+        &mut self,
+        seq: &Node,
+        added: &[Value],
+        path: &[Segment],
+    ) -> Result<(), EditError> {
+        let Kind::Seq { flow, items } = &seq.kind else {
+            unreachable!()
+        };
+        if *flow {
+            let parts: Vec<String> = added.iter().map(flow_text).collect();
+            let (at, sep) = items.last().map_or((seq.end - 1, String::new()), |last| {
+                (last.end, self.flow_separator(seq, last.end))
+            });
+            self.splice(at, at, format!("{sep}{}", parts.join(", ")));
+            return Ok(());
+        }
+        let Some((dash_col, content_col)) =
+            items.first().and_then(|f| dash_layout(self.text, f.start))
+        else {
+            return Err(refuse(
+                path,
+                "is a block list in a layout runner-patch cannot extend",
+            ));
+        };
+        let mut lines = Vec::new();
+        for item in added {
+            self.item_lines(item, dash_col, content_col - dash_col, &mut lines);
+        }
+        self.insert_lines(seq.end, lines);
+        Ok(())
+    }
+
+    /// What goes between a flow collection's last item (ending at `last_end`) and new ones: in
+    /// a collection written over several lines, a line break, the last item's indentation and
+    /// the comma, so that every existing line stays as it was.
+    fn flow_separator(&self, collection: &Node, last_end: usize) -> String {
+        if !self.text[collection.start..collection.end].contains('\n') {
+            return ", ".into();
+        }
+        let ls = line_start(self.text, last_end);
+        let line = &self.text[ls..last_end];
+        let pad = line.len() - line.trim_start_matches(' ').len();
+        format!("\n{}, ", " ".repeat(pad))
+    }
+
+    fn remove_item(&mut self, seq: &Node, i: usize, path: &[Segment]) -> Result<(), EditError> {
+        let Kind::Seq { flow, items } = &seq.kind else {
+            unreachable!()
+        };
+        let item = &items[i];
+        if *flow {
+            return self.remove_flow(items, i);
+        }
+        let Some((dash_col, _)) = dash_layout(self.text, item.start) else {
+            return Err(refuse(
+                path,
+                "is a list item in a layout runner-patch cannot remove",
+            ));
+        };
+        let ls = line_start(self.text, item.start);
+        if !self.text[ls..ls + dash_col].bytes().all(|b| b == b' ') {
+            return Err(refuse(
+                path,
+                "shares its line with another item; cannot remove it",
+            ));
+        }
+        self.splice(ls, line_end(self.text, item.end), String::new());
+        Ok(())
+    }
+
+    fn remove_entry(
+        &mut self,
+        map: &Node,
+        key: &Node,
+        value: &Node,
+        path: &[Segment],
+    ) -> Result<(), EditError> {
+        let Kind::Map { flow, entries } = &map.kind else {
+            unreachable!()
+        };
+        if *flow {
+            let i = entries
+                .iter()
+                .position(|(_, k, _)| k.start == key.start)
+                .expect("entry of this mapping");
+            let (s, e) = flow_removal(
+                self.text,
+                &entries
+                    .iter()
+                    .map(|(_, k, v)| (k.start, v.end))
+                    .collect::<Vec<_>>(),
+                i,
+            );
+            self.splice(s, e, String::new());
+            return Ok(());
+        }
+        let ls = line_start(self.text, key.start);
+        if !self.text[ls..key.start].bytes().all(|b| b == b' ') {
+            // The first key of a list item (`- name: a`): the next key moves up onto the dash's
+            // line, if it starts a line of its own.
+            let i = entries
+                .iter()
+                .position(|(_, k, _)| k.start == key.start)
+                .expect("entry of this mapping");
+            if let Some((_, next, _)) = entries.get(i + 1)
+                && i == 0
+                && self.text[line_start(self.text, next.start)..next.start]
+                    .bytes()
+                    .all(|b| b == b' ')
+                && line_start(self.text, next.start) > value.end.max(key.end)
+            {
+                self.splice(key.start, next.start, String::new());
+                return Ok(());
+            }
+            return Err(refuse(
+                path,
+                "shares its line with a list dash or another key; cannot remove it in place",
+            ));
+        }
+        self.splice(
+            ls,
+            line_end(self.text, value.end.max(key.end)),
+            String::new(),
+        );
+        Ok(())
+    }
+
+    fn remove_flow(&mut self, items: &[Node], i: usize) -> Result<(), EditError> {
+        let spans: Vec<(usize, usize)> = items.iter().map(|n| (n.start, n.end)).collect();
+        let (s, e) = flow_removal(self.text, &spans, i);
+        self.splice(s, e, String::new());
+        Ok(())
+    }
+
+    // --- writing new nodes in block layout ---
+
+    fn entry_lines(&self, key: &str, value: &Value, col: usize, out: &mut Vec<String>) {
+        let pad = " ".repeat(col);
+        let key = key_text(key);
+        match value {
+            Value::Object(m) if !m.is_empty() => {
+                out.push(format!("{pad}{key}:"));
+                out.extend(self.map_lines(value, col + 2));
+            }
+            Value::Array(a) if !a.is_empty() => {
+                out.push(format!("{pad}{key}:"));
+                out.extend(self.seq_lines(a, col + self.seq_indent));
+            }
+            Value::String(s) if s.contains('\n') => match literal_block(s, col + 2, 2) {
+                Some(block) => {
+                    out.push(format!("{pad}{key}: {}", block.header));
+                    out.extend(block.lines.split('\n').map(str::to_owned));
+                }
+                None => out.push(format!("{pad}{key}: {}", json_quoted(s))),
+            },
+            other => out.push(format!("{pad}{key}: {}", scalar_text(other))),
+        }
+    }
+
+    /// The lines of a mapping at column `col`; `name` (and a host alias's `ip`) first, the way
+    /// the chart writes its own entries.
+    fn map_lines(&self, value: &Value, col: usize) -> Vec<String> {
+        let Value::Object(m) = value else {
+            return vec![format!("{}{}", " ".repeat(col), flow_text(value))];
+        };
+        let mut keys: Vec<&String> = m.keys().collect();
+        keys.sort_by_key(|k| match k.as_str() {
+            "name" => 0,
+            "ip" => 1,
+            _ => 2,
+        });
+        let mut out = Vec::new();
+        for k in keys {
+            self.entry_lines(k, &m[k.as_str()], col, &mut out);
+        }
+        out
+    }
+
+    fn seq_lines(&self, items: &[Value], dash_col: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for item in items {
+            self.item_lines(item, dash_col, 2, &mut out);
+        }
+        out
+    }
+
+    fn item_lines(&self, item: &Value, dash_col: usize, gap: usize, out: &mut Vec<String>) {
+        let gap = gap.max(2);
+        let dash = format!("{}-{}", " ".repeat(dash_col), " ".repeat(gap - 1));
+        match item {
+            Value::Object(m) if !m.is_empty() => {
+                let mut lines = self.map_lines(item, dash_col + gap);
+                lines[0] = format!("{dash}{}", &lines[0][dash_col + gap..]);
+                out.extend(lines);
+            }
+            Value::String(s) if s.contains('\n') => out.push(format!("{dash}{}", json_quoted(s))),
+            Value::Object(_) | Value::Array(_) => out.push(format!("{dash}{}", flow_text(item))),
+            other => out.push(format!("{dash}{}", scalar_text(other))),
+        }
+    }
+
+    /// Inserts whole lines after the line holding `after` (the end of a node's content).
+    fn insert_lines(&mut self, after: usize, lines: Vec<String>) {
+        let at = line_end(self.text, after);
+        let mut text = lines.join("\n");
+        if at == self.text.len() && !self.text.ends_with('\n') {
+            text.insert(0, '\n');
+        } else {
+            text.push('\n');
+        }
+        self.splice(at, at, text);
+    }
+
+    fn splice(&mut self, start: usize, end: usize, text: String) {
+        let text = if self.eol == "\n" {
+            text
+        } else {
+            text.replace('\n', self.eol)
+        };
+        self.splices.push(Splice { start, end, text });
+    }
+
+    fn apply(mut self) -> Result<String, EditError> {
+        // Insertions at one point keep the order they were made in.
+        self.splices.sort_by_key(|s| (s.start, s.end));
+        let mut out = String::with_capacity(
+            self.text.len() + self.splices.iter().map(|s| s.text.len()).sum::<usize>(),
+        );
+        let mut at = 0;
+        for s in &self.splices {
+            if s.start < at {
+                return Err(unsupported("", "two edits overlap"));
+            }
+            out.push_str(&self.text[at..s.start]);
+            out.push_str(&s.text);
+            at = s.end;
+        }
+        out.push_str(&self.text[at..]);
+        Ok(out)
+    }
+}
+
+/// Whether `b` is `a`, possibly changed: equal, or both entries with the same `name`.
+fn same_item(a: &Value, b: &Value) -> bool {
+    a == b
+        || matches!(
+            (a.get("name").and_then(Value::as_str), b.get("name").and_then(Value::as_str)),
+            (Some(x), Some(y)) if x == y
+        )
+}
+
+fn entry_key_start(entries: &[(Option<String>, Node, Node)], k: &str) -> usize {
+    entry(entries, k).map_or(usize::MAX, |(_, key, _)| key.start)
+}
+
+/// The last entry with key `k` (the one a reader keeps when a key is repeated).
+fn entry<'n>(
+    entries: &'n [(Option<String>, Node, Node)],
+    k: &str,
+) -> Option<&'n (Option<String>, Node, Node)> {
+    entries
+        .iter()
+        .rev()
+        .find(|(text, ..)| text.as_deref() == Some(k))
+}
+
+/// The byte range that removes item `i` of a flow collection, with one separating comma.
+fn flow_removal(text: &str, spans: &[(usize, usize)], i: usize) -> (usize, usize) {
+    if i + 1 < spans.len() {
+        (spans[i].0, spans[i + 1].0)
+    } else if i > 0 {
+        (spans[i - 1].1, spans[i].1)
+    } else {
+        // The only item: up to the closing bracket, spaces and a trailing comma included.
+        let rest = &text[spans[i].1..];
+        let skip = rest.len() - rest.trim_start_matches([' ', ',', '\t', '\n', '\r']).len();
+        (spans[i].0, spans[i].1 + skip)
+    }
+}
+
+/// For a list item starting at `start`: the column of its dash and of its content, when the item
+/// sits on its dash's line (`- name: x`, `  -   x`).
+fn dash_layout(text: &str, start: usize) -> Option<(usize, usize)> {
+    let ls = line_start(text, start);
+    let prefix = &text[ls..start];
+    let dash = prefix.rfind('-')?;
+    if !prefix[dash + 1..].bytes().all(|b| b == b' ') || prefix.len() == dash + 1 {
+        return None;
+    }
+    if !prefix[..dash].bytes().all(|b| b == b' ' || b == b'-') {
+        return None;
+    }
+    Some((dash, prefix.len()))
+}
+
+/// What a line of a block scalar with content at column `indent` holds (a blank line no deeper
+/// than that holds nothing).
+fn decode(line: &str, indent: usize) -> &str {
+    if line.len() <= indent && line.trim().is_empty() {
+        ""
+    } else {
+        line.get(indent..).unwrap_or(line)
+    }
+}
+
+/// The column of a block scalar's content: the indentation of its first non-blank line.
+fn block_content_indent(text: &str, node: &Node) -> Option<usize> {
+    let content_start = line_end(text, node.start);
+    text.get(content_start..node.end)?
+        .split('\n')
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start_matches(' ').len())
+}
+
+/// The end of a block scalar whose indicator is at `indicator` and whose span ends at `span_end`
+/// (the next token): the end of its last line that is content. Trailing blank lines no deeper
+/// than the content's indentation are not content (Helm leaves such lines after every block);
+/// whitespace-only lines deeper than that are (they read as spaces).
+fn block_scalar_end(text: &str, indicator: usize, span_end: usize) -> usize {
+    let header_end = line_end(text, indicator);
+    let region_end = if span_end >= text.len() || column(text, span_end) == 0 {
+        span_end.min(text.len())
+    } else {
+        line_start(text, span_end)
+    };
+    if region_end <= header_end {
+        return indicator + text[indicator..header_end.min(text.len())].trim_end().len();
+    }
+    let lines = &text[header_end..region_end];
+    let indent = lines
+        .split('\n')
+        .find(|l| !l.trim().is_empty())
+        .map_or(0, |l| l.len() - l.trim_start_matches(' ').len());
+    let mut end = region_end;
+    while end > header_end {
+        let ls = line_start(text, end - 1).max(header_end);
+        let line = text[ls..end].trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() && line.len() <= indent {
+            end = ls;
+        } else {
+            return ls + line.len();
+        }
+    }
+    indicator + text[indicator..header_end].trim_end().len()
+}
+
+fn line_start(text: &str, pos: usize) -> usize {
+    text[..pos].rfind('\n').map_or(0, |i| i + 1)
+}
+
+fn line_end(text: &str, pos: usize) -> usize {
+    text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1)
+}
+
+fn column(text: &str, pos: usize) -> usize {
+    pos - line_start(text, pos)
+}
+
+fn unsupported(field: &str, message: &str) -> EditError {
+    EditError {
+        field: field.to_owned(),
+        message: format!("cannot be edited in place: {message}"),
+        at: None,
+    }
+}
+
+fn refuse(path: &[Segment], message: &str) -> EditError {
+    EditError {
+        field: render_path(path),
+        message: message.to_owned(),
+        at: None,
+    }
+}
+
+/// `spec.template.spec.volumes[2]`, `data["config.template.toml"]`.
+fn render_path(path: &[Segment]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+            Segment::Key(k)
+                if !k.is_empty()
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Segment::Key(k) => out.push_str(&format!("[{k:?}]")),
+        }
+    }
+    out
+}
+
+fn first_difference(a: &Value, b: &Value, path: &mut Vec<Segment>) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                path.push(Segment::Key(k.clone()));
+                let found = match (x.get(k), y.get(k)) {
+                    (Some(v), Some(w)) => first_difference(v, w, path),
+                    _ => Some(render_path(path)),
+                };
+                path.pop();
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            x.iter().zip(y).enumerate().find_map(|(i, (v, w))| {
+                path.push(Segment::Index(i));
+                let found = first_difference(v, w, path);
+                path.pop();
+                found
+            })
+        }
+        _ if a == b => None,
+        _ => Some(render_path(path)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalars.
+
+/// A literal block for `s` with content at column `indent`, `indicator` columns deeper than its
+/// parent: the header (`|`, `|-`, with that indentation indicator when the first line starts with
+/// a space) and the content lines. `None`
+/// when a literal block cannot carry `s` exactly (control characters, CR, YAML line separators,
+/// several trailing line breaks, a TAB-first line Go readers reject).
+struct Block {
+    header: String,
+    lines: String,
+}
+
+fn literal_block(s: &str, indent: usize, indicator: usize) -> Option<Block> {
+    let can = !s.is_empty()
+        && !s.starts_with(['\t', '\n'])
+        && !s.ends_with("\n\n")
+        && !s.chars().any(|c| {
+            (c.is_control() && c != '\n' && c != '\t')
+                || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
+        });
+    if !can {
+        return None;
+    }
+    let mut header = String::from("|");
+    if s.starts_with(' ') {
+        if !(1..=9).contains(&indicator) {
+            return None;
+        }
+        header.push(char::from(b'0' + indicator as u8));
+    }
+    if !s.ends_with('\n') {
+        header.push('-');
+    }
+    let pad = " ".repeat(indent);
+    let body = s.strip_suffix('\n').unwrap_or(s);
+    let mut lines = String::with_capacity(body.len() + body.len() / 8 + indent);
+    for (i, l) in body.split('\n').enumerate() {
+        if i > 0 {
+            lines.push('\n');
+        }
+        if !l.is_empty() {
+            lines.push_str(&pad);
+            lines.push_str(l);
+        }
+    }
+    Some(Block { header, lines })
+}
+
+/// A scalar in block context, written so that go-yaml v2, yaml.v3 and YAML 1.1 readers all read
+/// it as exactly this value (serde-saphyr quotes every spelling one of them would reinterpret).
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => {
+            if single_line_safe(s)
+                && let Ok(text) = serde_saphyr::to_string(s)
+            {
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                if !text.contains('\n') && !text.starts_with(['|', '>']) && !text.starts_with("---")
+                {
+                    return text.to_owned();
+                }
+            }
+            json_quoted(s)
+        }
+        Value::Object(_) | Value::Array(_) => flow_text(v),
+        other => other.to_string(),
+    }
+}
+
+fn key_text(k: &str) -> String {
+    let text = scalar_text(&Value::String(k.to_owned()));
+    if text.starts_with(['?', '-']) || text.contains(": ") {
+        json_quoted(k)
+    } else {
+        text
+    }
+}
+
+fn single_line_safe(s: &str) -> bool {
+    !s.chars()
+        .any(|c| c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}'))
+}
+
+/// Flow (JSON) text: valid YAML in any context, strings double-quoted.
+fn flow_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => json_quoted(s),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(flow_text).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Value::Object(m) => {
+            let parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", json_quoted(k), flow_text(v)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A YAML double-quoted scalar: JSON string syntax, with the characters YAML 1.1 readers take as
+/// line breaks (or reject) escaped, which JSON leaves raw.
+pub fn json_quoted(s: &str) -> String {
+    let json = serde_json::to_string(s).expect("a string serializes");
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[track_caller]
+    fn edit(body: &str, change: impl FnOnce(&mut Value)) -> String {
+        let old = yaml::parse(body).unwrap();
+        let mut new = old.clone();
+        change(&mut new);
+        rewrite(body, &old, &new)
+            .unwrap()
+            .unwrap_or_else(|| body.to_owned())
+    }
+
+    #[test]
+    fn replaces_a_data_value_keeping_everything_else() {
+        let body =
+            "kind: ConfigMap\ndata:\n  a: \"x\"\n  t:   |\n    old\n  \n\n  z: |\n    keep\n";
+        let out = edit(body, |v| v["data"]["t"] = json!("new\nlines\n"));
+        assert_eq!(
+            out,
+            "kind: ConfigMap\ndata:\n  a: \"x\"\n  t:   |\n    new\n    lines\n  \n\n  z: |\n    keep\n"
+        );
+    }
+
+    #[test]
+    fn unchanged_block_lines_keep_their_bytes() {
+        // Helm writes blank TOML lines of a configOverride block as two-space lines.
+        let body = "data:\n  t:   |\n    a = 1\n  \n    [x]\n    b = 2\nz: 1\n";
+        let out = edit(body, |v| {
+            v["data"]["t"] = json!("a = 1\n\n[x]\nb = 3\nc = 4\n")
+        });
+        assert_eq!(
+            out,
+            "data:\n  t:   |\n    a = 1\n  \n    [x]\n    b = 3\n    c = 4\nz: 1\n"
+        );
+    }
+
+    #[test]
+    fn a_block_keeps_its_indentation_and_header_comment() {
+        let body = "data:\n  t: |  # toml\n      a = 1\n      b = 2\n  z: 1\n";
+        let out = edit(body, |v| {
+            v["data"]["t"] = json!(" lead = 0\na = 1\nb = 2\n")
+        });
+        assert_eq!(
+            out,
+            "data:\n  t: |4 # toml\n       lead = 0\n      a = 1\n      b = 2\n  z: 1\n"
+        );
+    }
+
+    #[test]
+    fn quoted_value_becomes_a_block_keeping_its_comment() {
+        let body = "data:\n  t:   \"a\\n b \\n\"  # c\n  z: 1\n";
+        let out = edit(body, |v| v["data"]["t"] = json!("a\n b \nc"));
+        assert_eq!(out, "data:\n  t:   |- # c\n    a\n     b \n    c\n  z: 1\n");
+    }
+
+    #[test]
+    fn flow_documents_are_extended_inside_their_brackets() {
+        let body = "{\"data\": {\"t\": \"a\"}, \"l\": [1], \"e\": []}\n";
+        let out = edit(body, |v| {
+            v["data"]["t"] = json!("v\n");
+            v["data"]["u"] = json!("on");
+            v["l"].as_array_mut().unwrap().push(json!({"a": "y"}));
+            v["e"].as_array_mut().unwrap().push(json!(2));
+        });
+        assert_eq!(
+            out,
+            "{\"data\": {\"t\": \"v\\n\", \"u\": \"on\"}, \"l\": [1, {\"a\": \"y\"}], \"e\": [2]}\n"
+        );
+    }
+
+    #[test]
+    fn keeps_an_unused_anchor_and_a_tag() {
+        let body = "data:\n  t: &t !!str |\n    old\n  z: 1\n";
+        let out = edit(body, |v| v["data"]["t"] = json!("new\n"));
+        assert_eq!(out, "data:\n  t: &t !!str |\n    new\n  z: 1\n");
+    }
+
+    #[test]
+    fn refuses_an_anchor_an_alias_repeats() {
+        let body = "data:\n  t: &t |\n    old\n  u: *t\n";
+        let old = yaml::parse(body).unwrap();
+        let mut new = old.clone();
+        new["data"]["t"] = json!("new\n");
+        let err = rewrite(body, &old, &new).unwrap_err();
+        assert_eq!(err.field, "data.t");
+        assert!(err.message.contains("anchor"), "{}", err.message);
+    }
+
+    #[test]
+    fn appends_in_the_lists_own_layout_and_adds_keys() {
+        let body = "spec:\n  env:\n    - name: A\n      value: y\n  mounts:\n  - name: m\n    mountPath: /m\n  # trailing comment\nother: 0644\n";
+        let out = edit(body, |v| {
+            v["spec"]["env"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"value": "n", "name": "B"}));
+            v["spec"]["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"mountPath": "/c", "name": "c", "readOnly": true}));
+            v["spec"]["hostAliases"] = json!([{"ip": "10.0.0.1", "hostnames": ["a", "b"]}]);
+        });
+        assert_eq!(
+            out,
+            "spec:\n  env:\n    - name: A\n      value: y\n    - name: B\n      value: \"n\"\n  mounts:\n  - name: m\n    mountPath: /m\n  - name: c\n    mountPath: /c\n    readOnly: true\n  hostAliases:\n    - ip: \"10.0.0.1\"\n      hostnames:\n        - a\n        - b\n  # trailing comment\nother: 0644\n"
+        );
+    }
+
+    #[test]
+    fn null_becomes_a_block_and_items_are_removed() {
+        let body =
+            "m:\n  annotations:\n  x: 1\nenv:\n- name: A\n  value: a\n- name: B\n  value: b\n";
+        let out = edit(body, |v| {
+            v["m"]["annotations"] = json!({"checksum/configmap": "12e4"});
+            v["env"].as_array_mut().unwrap().remove(0);
+            v["env"][0]["value"] = json!("c");
+        });
+        assert_eq!(
+            out,
+            "m:\n  annotations:\n    checksum/configmap: \"12e4\"\n  x: 1\nenv:\n- name: B\n  value: c\n"
+        );
+    }
+
+    #[test]
+    fn crlf_lines_stay_crlf() {
+        let body = "a:\r\n- x\r\nb: 1\r\n";
+        let out = edit(body, |v| v["a"].as_array_mut().unwrap().push(json!("z")));
+        assert_eq!(out, "a:\r\n- x\r\n- z\r\nb: 1\r\n");
+    }
+
+    #[test]
+    fn strings_a_block_cannot_carry_are_double_quoted() {
+        let body = "data:\n  t: x\n";
+        let out = edit(body, |v| v["data"]["t"] = json!("\tcr\r\nz\u{2028}\n"));
+        assert_eq!(out, "data:\n  t: \"\\tcr\\r\\nz\\u2028\\n\"\n");
+    }
+}

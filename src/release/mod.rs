@@ -1,0 +1,9 @@
+//! One gitlab-runner release: find it, then patch its ConfigMap's TOML and its Deployment.
+
+pub mod locate;
+mod patch;
+pub mod pod;
+pub mod toml;
+pub mod trust;
+
+pub(crate) use patch::{Context, patch};

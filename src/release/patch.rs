@@ -1,0 +1,431 @@
+//! Patches one gitlab-runner release: its ConfigMap's runner TOML, its Deployment's pod template,
+//! and the ConfigMaps its certificates need. A pure function of the release and the spec, so
+//! that the releases of a large stream can be patched side by side.
+//!
+//! Both documents are edited in place ([`edit::rewrite`]): what changes is decided on values (the
+//! TOML text, the pod template), and only the bytes of what changed are written; the result is
+//! read back and compared with the intended value in every build.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::TomlPosition;
+use crate::manifest::stream::Doc;
+use crate::manifest::{edit, yaml};
+use crate::release::locate::{Found, Parsed, Release};
+use crate::release::toml::TomlPatch;
+use crate::release::{pod, toml, trust};
+use crate::{DocRef, Error, RunnerPatchSpec, spec};
+
+/// What every release is patched with.
+#[derive(Clone, Copy)]
+pub(crate) struct Context<'c, 'a> {
+    pub spec: &'c RunnerPatchSpec,
+    /// The documents that were parsed (candidates), by position in the stream; the others are
+    /// never edited, so they are not kept (a stream of millions of tiny documents stays small).
+    pub docs: &'c BTreeMap<usize, Doc<'a>>,
+    pub found: &'c Found,
+    pub toml_patch: &'c TomlPatch,
+    pub manager_aliases: &'c [(String, Vec<String>)],
+    pub volumes: &'c [k8s_openapi::api::core::v1::Volume],
+    pub mounts: &'c [k8s_openapi::api::core::v1::VolumeMount],
+}
+
+/// What patching one release produced, merged by the caller in stream order.
+#[derive(Default)]
+pub(crate) struct Output {
+    /// New text of documents of the stream, by position.
+    pub rewritten: Vec<(usize, String)>,
+    /// New documents (generated ConfigMaps), to go at the end of the stream.
+    pub appended: Vec<String>,
+    pub changes: Vec<String>,
+    pub warnings: Vec<String>,
+    /// `Deployment ns/name`.
+    pub release: String,
+}
+
+/// Patches `release`, whose Deployment it is given to edit (see the module documentation).
+pub(crate) fn patch(
+    context: &Context<'_, '_>,
+    release: &Release,
+    deploy: Parsed,
+) -> Result<Output, Error> {
+    let Context {
+        spec,
+        docs,
+        found,
+        toml_patch,
+        manager_aliases,
+        volumes,
+        mounts,
+    } = *context;
+    let mut out = Output::default();
+    let cm = &found.parsed[&release.configmap];
+    let cm_doc = &docs[&release.configmap];
+    let plan = plan_certificates(spec, cm, &deploy, release.container, &mut out.warnings)?;
+    let mut release_toml = toml_patch.clone();
+    release_toml
+        .config_map_volumes
+        .extend(plan.trust.job_config_maps.iter().cloned());
+    release_toml
+        .secret_volumes
+        .extend(plan.trust.job_secrets.iter().cloned());
+    release_toml.tls_ca_file = plan.trust.tls_ca_file.clone();
+    let new_cm = patch_configmap(cm, cm_doc, &release_toml, &mut out.warnings)?;
+    // The pods roll when the runner TOML or any certificate they mount changes.
+    let checksum = (new_cm.is_some() || !plan.trust.generated.is_empty())
+        .then(|| checksum(&cm.value, new_cm.as_ref(), &plan.trust.generated));
+    if let Some(change) = &new_cm {
+        let mut intended = cm.value.clone();
+        intended["data"][change.key] = Value::String(change.text.clone());
+        out.rewritten.push((
+            release.configmap,
+            edit_in_place(cm_doc, &cm.value, &intended, &cm.doc_ref)?,
+        ));
+        out.changes.push(format!(
+            "updated {}: data[{:?}]",
+            short(&cm.doc_ref),
+            change.key
+        ));
+    }
+    let pod_patch = pod::PodPatch {
+        host_aliases: manager_aliases.to_vec(),
+        volumes,
+        volume_mounts: mounts,
+        checksum,
+        certs: Some((plan.certs_dir, plan.trust.manager_sources.as_slice())),
+        // Env-var conflict handling (spec.envConflicts) fills this in.
+        env: Vec::new(),
+    };
+    let Parsed {
+        value: before,
+        doc_ref: deploy_ref,
+    } = deploy;
+    let mut after = before.clone();
+    let changed =
+        pod::apply(&mut after, release.container, &pod_patch).map_err(|f| Error::Field {
+            doc: Box::new(deploy_ref.clone()),
+            field: f.field,
+            message: f.message,
+        })?;
+    if changed {
+        out.changes
+            .push(format!("updated {}: pod template", short(&deploy_ref)));
+        out.rewritten.push((
+            release.deployment,
+            edit_in_place(&docs[&release.deployment], &before, &after, &deploy_ref)?,
+        ));
+    }
+    // Generated ConfigMaps: updated where an earlier run put them, otherwise appended.
+    for generated in &plan.trust.generated {
+        let key = (
+            generated
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            generated
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        let doc_ref = DocRef {
+            kind: "ConfigMap".into(),
+            namespace: key.0.clone(),
+            name: key.1.clone(),
+            ..DocRef::default()
+        };
+        match found.generated.get(&key) {
+            Some(&pos) if found.parsed[&pos].value == *generated => {}
+            Some(&pos) => {
+                out.rewritten.push((
+                    pos,
+                    edit_in_place(&docs[&pos], &found.parsed[&pos].value, generated, &doc_ref)?,
+                ));
+            }
+            None => {
+                out.changes.push(format!("generated {}", short(&doc_ref)));
+                out.appended
+                    .push(yaml::emit(generated).map_err(|message| Error::Fidelity {
+                        doc: Box::new(doc_ref),
+                        message,
+                    })?)
+            }
+        }
+    }
+    let r = &deploy_ref;
+    out.release = format!(
+        "Deployment {}{}",
+        r.namespace
+            .as_ref()
+            .map(|n| format!("{n}/"))
+            .unwrap_or_default(),
+        r.name
+    );
+    Ok(out)
+}
+
+/// What a release's certificates need, with the directory the manager reads them from.
+struct CertPlan {
+    trust: trust::Plan,
+    certs_dir: &'static str,
+}
+
+fn plan_certificates(
+    spec: &RunnerPatchSpec,
+    cm: &Parsed,
+    deploy: &Parsed,
+    container: usize,
+    warnings: &mut Vec<String>,
+) -> Result<CertPlan, Error> {
+    let pod = deploy.value.pointer("/spec/template/spec");
+    let runs_as_root = |ctx: Option<&Value>| {
+        ctx.and_then(|c| c.get("runAsUser")).and_then(Value::as_i64) == Some(0)
+    };
+    let c = pod.and_then(|p| p.pointer(&format!("/containers/{container}")));
+    let certs_dir = if runs_as_root(c.and_then(|c| c.get("securityContext")))
+        || runs_as_root(pod.and_then(|p| p.get("securityContext")))
+    {
+        trust::ROOT_CERTS_DIR
+    } else {
+        trust::CERTS_DIR
+    };
+    if spec.certificates.is_empty() {
+        return Ok(CertPlan {
+            trust: trust::Plan::default(),
+            certs_dir,
+        });
+    }
+    let data = cm.value.get("data");
+    let toml_text = data
+        .and_then(|d| {
+            d.get("config.template.toml")
+                .or_else(|| d.get("config.toml"))
+        })
+        .and_then(Value::as_str);
+    let job_namespace = toml_text.and_then(toml::job_namespace);
+    let mut labels = serde_json::Map::new();
+    for key in ["app", "release"] {
+        if let Some(v) = deploy.value.pointer(&format!("/metadata/labels/{key}")) {
+            labels.insert(key.into(), v.clone());
+        }
+    }
+    let info = trust::ReleaseInfo {
+        fullname: &deploy.doc_ref.name,
+        namespace: deploy.doc_ref.namespace.as_deref(),
+        job_namespace: job_namespace.as_deref(),
+        labels,
+        certs_dir,
+    };
+    let mut plan = trust::plan(&spec.certificates, &info).map_err(|clash| {
+        let host = |i: usize| &spec.certificates[i].host;
+        Error::Spec {
+            origin: "(spec)".into(),
+            problems: vec![crate::error::SpecProblem {
+                path: format!("spec.certificates[{}].host", clash.second),
+                position: None,
+                message: format!(
+                    "{:?} and spec.certificates[{}].host {:?} would both generate ConfigMap {:?} (a name keeps only letters, digits and dashes), and one certificate would be lost; give one of them a configMap or secret of your own",
+                    host(clash.second),
+                    clash.first,
+                    host(clash.first),
+                    clash.name
+                ),
+            }],
+        }
+    })?;
+    // The runner uses certs/<host>.crt for the URL's host only: say so when they differ.
+    let url = c
+        .and_then(|c| c.get("env"))
+        .and_then(Value::as_array)
+        .and_then(|env| {
+            env.iter()
+                .find(|e| e.get("name").and_then(Value::as_str) == Some("CI_SERVER_URL"))
+        })
+        .and_then(|e| e.get("value"))
+        .and_then(Value::as_str)
+        .map(|u| {
+            u.split("://")
+                .nth(1)
+                .unwrap_or(u)
+                .split(['/', ':'])
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        });
+    for cert in spec
+        .certificates
+        .iter()
+        .filter(|c| c.purpose == spec::CertPurpose::Gitlab)
+    {
+        if let Some(host) = &url
+            && host != cert.hostname()
+        {
+            warnings.push(format!(
+                "{}: the GitLab certificate is for {:?} but CI_SERVER_URL points at {host:?}; the runner only uses certs/<URL host>.crt",
+                deploy.doc_ref, cert.host
+            ));
+            plan.tls_ca_file = None;
+        }
+    }
+    Ok(CertPlan {
+        trust: plan,
+        certs_dir,
+    })
+}
+
+/// Applies the TOML patch to the runner ConfigMap; `None` when it already holds everything.
+fn patch_configmap(
+    cm: &Parsed,
+    doc: &Doc<'_>,
+    patch: &TomlPatch,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ConfigMapChange>, Error> {
+    if patch.is_empty() {
+        return Ok(None);
+    }
+    let data = cm.value.get("data").and_then(Value::as_object);
+    let text_of = |key: &str| data.and_then(|d| d.get(key)).and_then(Value::as_str);
+    let key = if data.is_some_and(|d| d.contains_key("config.template.toml")) {
+        "config.template.toml"
+    } else if text_of("config.toml").is_some_and(toml::has_runners) {
+        // `runners.configOverride`: the whole config.toml, [[runners]] included.
+        "config.toml"
+    } else {
+        return Err(Error::Field {
+            doc: Box::new(cm.doc_ref.clone()),
+            field: "data".into(),
+            message: "has no runner TOML to patch: `config.template.toml` is absent (is the chart's `runners.config` empty?) and `config.toml` has no [[runners]]".into(),
+        });
+    };
+    let Some(text) = text_of(key) else {
+        return Err(Error::Field {
+            doc: Box::new(cm.doc_ref.clone()),
+            field: format!("data[{key:?}]"),
+            message: "expected a string".into(),
+        });
+    };
+    let applied = toml::apply(text, patch).map_err(|f| Error::Toml {
+        doc: Box::new(cm.doc_ref.clone()),
+        key: key.to_owned(),
+        toml_path: f.path,
+        position: f.line.map(|line| TomlPosition {
+            line,
+            stream_line: block_scalar_line(doc, key).map(|l| l + line),
+        }),
+        message: f.message,
+    })?;
+    let r = &cm.doc_ref;
+    warnings.extend(
+        applied
+            .warnings
+            .into_iter()
+            .map(|w| format!("{r} data[{key:?}] {w}")),
+    );
+    Ok(applied.text.map(|new_text| ConfigMapChange {
+        key,
+        text: new_text,
+    }))
+}
+
+/// A changed runner ConfigMap: which `data` key, and its new text.
+struct ConfigMapChange {
+    key: &'static str,
+    text: String,
+}
+
+/// The stream line of `key:` when its value is a block scalar (TOML line n is at that line + n).
+fn block_scalar_line(doc: &Doc<'_>, key: &str) -> Option<usize> {
+    doc.body.lines().enumerate().find_map(|(i, line)| {
+        let t = line.trim_start();
+        let rest = t
+            .strip_prefix(key)
+            .or_else(|| t.strip_prefix(&format!("\"{key}\"")))?;
+        let rest = rest.strip_prefix(':')?.trim();
+        rest.starts_with('|').then_some(doc.body_line + i)
+    })
+}
+
+/// A digest of the ConfigMap's data (as `change` leaves it) that does not depend on YAML
+/// formatting (Helm 3 text and Helm 4's re-serialized input give the same value), so repeated
+/// runs agree.
+fn checksum(configmap: &Value, change: Option<&ConfigMapChange>, generated: &[Value]) -> String {
+    let changed = change.map(|c| (c.key, Value::String(c.text.clone())));
+    let mut canonical: BTreeMap<String, BTreeMap<&str, &Value>> = BTreeMap::new();
+    for field in ["data", "binaryData"] {
+        if let Some(map) = configmap.get(field).and_then(Value::as_object) {
+            canonical.insert(
+                field.to_owned(),
+                map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            );
+        }
+    }
+    if let Some((key, text)) = &changed {
+        canonical
+            .entry("data".to_owned())
+            .or_default()
+            .insert(key, text);
+    }
+    // Certificates the pods mount: a renewed certificate rolls them too.
+    for g in generated {
+        let name = g
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(map) = g.get("data").and_then(Value::as_object) {
+            canonical.insert(
+                format!("generated/{name}"),
+                map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            );
+        }
+    }
+    let bytes = serde_json::to_vec(&canonical).expect("JSON serializes");
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The document's text edited in place so that it reads as `after` (see [`edit::rewrite`]); its
+/// head (`---`, `# Source:` …) and tail stay as they were. The edit is read back and compared
+/// with `after` in every build: a mismatch is an error naming the document and the field.
+fn edit_in_place(
+    doc: &Doc<'_>,
+    before: &Value,
+    after: &Value,
+    doc_ref: &DocRef,
+) -> Result<String, Error> {
+    let body = edit::rewrite(doc.body, before, after).map_err(|e| Error::Field {
+        doc: Box::new(doc_ref.clone()),
+        field: if e.field.is_empty() {
+            "(document)".into()
+        } else {
+            e.field
+        },
+        message: match e.at {
+            Some(at) => format!(
+                "{} (stream line {})",
+                e.message,
+                doc.body_line + doc.body[..at].matches('\n').count()
+            ),
+            None => e.message,
+        },
+    })?;
+    let body = body.as_deref().unwrap_or(doc.body);
+    Ok([doc.head, body, doc.tail].concat())
+}
+
+/// `Kind ns/name` for change lines.
+fn short(r: &DocRef) -> String {
+    format!(
+        "{} {}{}",
+        r.kind,
+        r.namespace
+            .as_ref()
+            .map(|n| format!("{n}/"))
+            .unwrap_or_default(),
+        r.name
+    )
+}

@@ -1,0 +1,399 @@
+//! Process behaviour of the binary: exit codes, messages said once and in plain words, the input
+//! rule, where warnings and summaries go, and what a failed write means.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_runner-patch");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn render() -> PathBuf {
+    repo().join("examples/gitlab-runner-0.92.0.yaml")
+}
+
+fn example_spec() -> PathBuf {
+    repo().join("examples/runner-patch.yaml")
+}
+
+/// runner-patch with `args`, `stdin` piped in (or /dev/null), outside any Helm plugin context.
+fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("HELM_PLUGIN_NAME")
+        .env_remove("RUNNER_PATCH_CONFIG")
+        .env_remove("RUNNER_PATCH_ERROR_FILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let mut child = cmd.spawn().unwrap();
+    if let Some(bytes) = stdin {
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// No Rust debug rendering may reach a user.
+#[track_caller]
+fn assert_plain_words(message: &str) {
+    for debug in [
+        "{ ",
+        "Some(",
+        "Tag(",
+        "NomError",
+        "Der(",
+        "Error {",
+        "Documents {",
+    ] {
+        assert!(
+            !message.contains(debug),
+            "debug text {debug:?} in: {message}"
+        );
+    }
+}
+
+#[test]
+fn an_unreadable_spec_is_a_usage_error_said_once() {
+    let out = run(&["--config", "/nonexistent/spec.yaml", "-"], Some(b""));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert_eq!(
+        err,
+        "runner-patch: error: cannot read the spec /nonexistent/spec.yaml: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn a_spec_with_two_documents_is_named_in_words() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write(tmp.path(), "two.yaml", "a: 1\n---\nb: 2\n");
+    let out = run(
+        &["-c", spec.to_str().unwrap(), render().to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "runner-patch: error: invalid spec {}:\n  - line 2, column 1: more than one YAML document where one is expected (a `---` line starts another)\n",
+            spec.display()
+        )
+    );
+}
+
+#[test]
+fn a_broken_certificate_is_described_in_words() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "bad.crt",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
+    write(tmp.path(), "cut.crt", "-----BEGIN CERTIFICATE-----\nMIIB\n");
+    for (file, says) in [
+        ("bad.crt", "is not a valid X.509 certificate"),
+        ("cut.crt", "PEM block 1 has no END line"),
+    ] {
+        let spec = write(
+            tmp.path(),
+            "spec.yaml",
+            &format!(
+                "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nmetadata: {{name: x}}\nspec:\n  certificates:\n    - {{host: gitlab.test.helm.example.com, for: gitlab, file: {file}}}\n"
+            ),
+        );
+        let out = run(
+            &["-c", spec.to_str().unwrap(), render().to_str().unwrap()],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(says), "{file}: {err}");
+        assert_plain_words(&err);
+    }
+}
+
+#[test]
+fn every_bad_runner_toml_key_is_its_own_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write(
+        tmp.path(),
+        "spec.yaml",
+        "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nmetadata: {name: x}\nspec:\n  runnerToml: |\n    tls_ca_file = \"x\"\n    [runners.kubernetes]\n    privilegd = true\n    image = 5\n",
+    );
+    let out = run(
+        &["-c", spec.to_str().unwrap(), render().to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let problems: Vec<&str> = err.lines().filter(|l| l.starts_with("  - ")).collect();
+    assert_eq!(problems.len(), 3, "{err}");
+    assert!(problems[0].contains("tls_ca_file"), "{err}");
+    assert!(problems[1].contains("did you mean `privileged`"), "{err}");
+    assert!(problems[2].contains("runners.kubernetes.image"), "{err}");
+}
+
+#[test]
+fn a_list_holding_the_release_is_named() {
+    // The bundled render's documents as the items of one `kind: List`.
+    let text = std::fs::read_to_string(render()).unwrap();
+    let items: Vec<Value> = runner_patch::manifest::stream::split(&text)
+        .docs
+        .iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| runner_patch::manifest::yaml::parse(d.body).unwrap())
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"name": "everything"}, "items": items});
+    let input = runner_patch::manifest::yaml::emit(&list).unwrap();
+    let out = run(
+        &["-c", example_spec().to_str().unwrap()],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("runner-patch: error: List everything (document 1, line 1):")
+            && err.contains("holds a gitlab-runner ConfigMap or Deployment in its items"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_closed_stdout_is_a_failure() {
+    let input = std::fs::read(render()).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["-c", example_spec().to_str().unwrap()])
+        .env_remove("HELM_PLUGIN_NAME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before runner-patch writes (it writes only after reading all input).
+    drop(child.stdout.take());
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "runner-patch: error: cannot write the output: the reader closed the pipe before the end\n"
+    );
+}
+
+#[test]
+fn check_reads_piped_stdin_like_a_run() {
+    let input = std::fs::read(render()).unwrap();
+    let out = run(
+        &["check", "-c", example_spec().to_str().unwrap()],
+        Some(&input),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        report.contains("releases:\n  - Deployment gitlab-test/gitlab-runner\n"),
+        "{report}"
+    );
+    // The same report as with a file argument.
+    let by_file = run(
+        &[
+            "check",
+            "-c",
+            example_spec().to_str().unwrap(),
+            render().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(String::from_utf8(by_file.stdout).unwrap(), report);
+}
+
+#[test]
+fn a_run_with_nothing_to_do_says_so_and_passes_through() {
+    let input = std::fs::read(render()).unwrap();
+    let out = run(&[], Some(&input));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, input);
+    assert_eq!(
+        stderr(&out),
+        "runner-patch: nothing to do: no --config and no patch flags (--host-alias, --pull-policy, --allowed-pull-policy); the input passes through unchanged\n"
+    );
+}
+
+#[test]
+fn a_summary_goes_to_stderr_with_verbose_and_never_to_stdout() {
+    let (spec, input) = (example_spec(), render());
+    let args = ["-c", spec.to_str().unwrap(), input.to_str().unwrap()];
+    let quiet = run(&args, None);
+    assert_eq!(
+        stderr(&quiet),
+        "",
+        "no summary when stderr is not a terminal"
+    );
+    let verbose = run(&[&["--verbose"][..], &args].concat(), None);
+    assert_eq!(verbose.stdout, quiet.stdout);
+    assert!(
+        stderr(&verbose).starts_with(
+            "runner-patch: patched 1 release: Deployment gitlab-test/gitlab-runner\n  updated ConfigMap gitlab-test/gitlab-runner: data[\"config.template.toml\"]\n"
+        ),
+        "{}",
+        stderr(&verbose)
+    );
+}
+
+/// A spec whose GitLab certificate is for another host than the render's CI_SERVER_URL: two
+/// warnings (SANs, URL host).
+fn mismatched_spec(dir: &Path) -> PathBuf {
+    let pem = std::fs::read_to_string(repo().join("examples/certs/gitlab.crt")).unwrap();
+    let indented: String = pem.lines().map(|l| format!("        {l}\n")).collect();
+    write(
+        dir,
+        "spec.yaml",
+        &format!(
+            "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nmetadata: {{name: x}}\nspec:\n  certificates:\n    - host: gitlab.other.example.com\n      for: gitlab\n      pem: |\n{indented}"
+        ),
+    )
+}
+
+#[test]
+fn warnings_go_to_stderr_and_the_error_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = mismatched_spec(tmp.path());
+    let error_file = tmp.path().join("messages.txt");
+    let out = run(
+        &[
+            "-c",
+            spec.to_str().unwrap(),
+            "--error-file",
+            error_file.to_str().unwrap(),
+            render().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert_eq!(err.matches("runner-patch: warning: ").count(), 2, "{err}");
+    assert!(
+        err.contains("does not cover \"gitlab.other.example.com\""),
+        "{err}"
+    );
+    assert!(err.contains("CI_SERVER_URL points at"), "{err}");
+    assert_eq!(std::fs::read_to_string(&error_file).unwrap(), err);
+
+    let strict = run(
+        &[
+            "-c",
+            spec.to_str().unwrap(),
+            "--warnings-as-errors",
+            render().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(strict.status.code(), Some(5));
+    assert!(strict.stdout.is_empty());
+}
+
+#[test]
+fn krm_warnings_are_results_with_severity_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec: Value = runner_patch::manifest::yaml::parse(
+        &std::fs::read_to_string(mismatched_spec(tmp.path())).unwrap(),
+    )
+    .unwrap();
+    let list_text =
+        std::fs::read_to_string(repo().join("deploy/kustomize/krm-function/resource-list.yaml"))
+            .unwrap();
+    let mut list = runner_patch::manifest::yaml::parse(&list_text).unwrap();
+    list["functionConfig"] = spec;
+    let input = runner_patch::manifest::yaml::emit(&list).unwrap();
+    let out = run(&["krm"], Some(input.as_bytes()));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let output =
+        runner_patch::manifest::yaml::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let results = output["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results.iter().all(|r| r["severity"] == "warning"));
+    assert!(
+        results[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not cover")
+    );
+}
+
+#[test]
+fn command_line_mistakes_exit_2() {
+    let out = run(&["--no-such-flag"], Some(b""));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["--host-alias", "10.0.0.1", "-"], Some(b""));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is not IP=HOST"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unreadable_input_exits_3() {
+    let out = run(
+        &[
+            "-c",
+            example_spec().to_str().unwrap(),
+            "/nonexistent/in.yaml",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        stderr(&out),
+        "runner-patch: error: cannot read /nonexistent/in.yaml: No such file or directory (os error 2)\n"
+    );
+}
+
+/// Runs `shell_command` with a terminal as stdin and stdout (util-linux `script`).
+fn on_a_terminal(shell_command: &str) -> String {
+    let out = Command::new("script")
+        .args(["-qec", shell_command, "/dev/null"])
+        .env_remove("HELM_PLUGIN_NAME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` runs");
+    String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+}
+
+#[test]
+fn a_terminal_is_no_input_and_gets_a_summary() {
+    let spec = example_spec();
+    let spec = spec.to_str().unwrap();
+    let said = on_a_terminal(&format!("{BIN} -c {spec}; echo exit=$?"));
+    assert_eq!(
+        said,
+        "runner-patch: error: no input: name a manifest file, or pipe the manifests into stdin (`-` reads stdin anyway)\nexit=2\n"
+    );
+    // `check` without input reports on the spec alone.
+    let said = on_a_terminal(&format!("{BIN} check -c {spec} | tail -n 1"));
+    assert_eq!(said, "result: all well\n");
+    // On a terminal, a run says what it changed (stdout goes elsewhere).
+    let input = render();
+    let said = on_a_terminal(&format!("{BIN} -c {spec} {} > /dev/null", input.display()));
+    assert!(
+        said.starts_with("runner-patch: patched 1 release: Deployment gitlab-test/gitlab-runner\n"),
+        "{said}"
+    );
+}
