@@ -40,7 +40,8 @@ mkdir -p "$root/bin" "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/tmp" \
   "$root/home/argocd/cmp-server/config" "$plugin/bin" "$plugin/scripts" \
   "$root/usr/share/doc/runner-patch" "$root/usr/share/doc/busybox" "$root/usr/share/doc/helm"
 cp /bin/busybox "$root/bin/busybox"
-# The applets the CMP commands in plugin.yaml use (the image test runs them: a missing one fails it).
+# /bin/sh and the applets a CMP command may use (plugin.yaml runs argv without a shell today; the
+# image test runs its commands, so one that needs a missing applet fails it).
 for applet in sh ash cat cp echo env false grep head ls mkdir mv printenv pwd rm sed sleep tail test '[' tr true; do
   ln -s busybox "$root/bin/$applet"
 done
