@@ -544,11 +544,7 @@ fn the_operator_widens_the_root_by_flag_or_environment_and_only_so() {
 /// (the kustomization author's) cannot widen the root, name an input file or an error file.
 #[test]
 fn kustomize_legacy_plugin_resolves_against_the_kustomization_root() {
-    let kubectl = repo().join(".tools/kubectl/kubectl");
-    assert!(
-        kubectl.is_file(),
-        "run scripts/install-test-tools.sh (kubectl)"
-    );
+    let kubectl = common::tools::kubectl();
     let l = Layout::new();
     let app = l.app();
     fs::copy(
