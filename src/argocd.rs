@@ -306,6 +306,7 @@ pub fn generate_args(
     for i in 0.. {
         let name = format!("{VALUES_PARAM_PREFIX}{i}");
         let Some(written) = env.get(&name) else { break };
+        refuse_comma(&name, written)?;
         match url_scheme(written) {
             Some(scheme) if allowed.contains(&scheme.to_ascii_lowercase()) => {
                 // Helm reads a value whose scheme it has no getter for as a local path, so an
@@ -336,6 +337,7 @@ pub fn generate_args(
         }
     }
     let spec_written = env.non_empty(CONFIG_ENV).unwrap_or("runner-patch.yaml");
+    refuse_comma(CONFIG_ENV, spec_written)?;
     let spec = match repo.resolve(CONFIG_ENV, spec_written)? {
         (path, Kind::File) => repo.seen_from_app(&path),
         (_, Kind::Directory) => {
@@ -386,6 +388,18 @@ pub fn generate_args(
     args.push(name.into());
     args.push(repo.seen_from_app(&chart).into_os_string());
     Ok(args)
+}
+
+/// Helm splits the values of `--values` and `--post-renderer-args` at commas (they are string
+/// slices), so `a,/elsewhere/values.yaml` would be checked as one path inside the repository and
+/// read by Helm as two, the second outside it. A comma is refused in every path handed to Helm.
+fn refuse_comma(name: &str, written: &str) -> Result<(), String> {
+    if written.contains(',') {
+        return Err(format!(
+            "{name} {written:?} contains a comma: Helm would split it into several paths, so it is refused"
+        ));
+    }
+    Ok(())
 }
 
 /// `helm dependency build` argv for the init step when the chart declares dependencies (after

@@ -362,6 +362,35 @@ fn values_files_outside_the_repository_are_refused() {
     }
 }
 
+/// Helm splits `--values` (and `--post-renderer-args`) at commas: a file at `a,/<outside path>`
+/// inside the app (a directory named `a,` and the outside path's components under it) passes a
+/// whole-string check, and Helm then reads `a` and the outside file as two values files.
+#[test]
+fn a_comma_cannot_smuggle_a_second_path_past_the_check() {
+    let f = Fixture::new();
+    let app = f.src().join("apps/gitlab-runner");
+    fs::write(app.join("a"), "dbPassword: in-repo\n").unwrap();
+    let outside = f.other().join("values.yaml");
+    let smuggled = format!("a,{}", outside.display());
+    let decoy = app.join(&smuggled);
+    fs::create_dir_all(decoy.parent().unwrap()).unwrap();
+    fs::write(&decoy, "dbPassword: decoy\n").unwrap();
+    let spec_smuggled = format!("runner-patch.yaml,{}", outside.display());
+    let spec_decoy = app.join(&spec_smuggled);
+    fs::create_dir_all(spec_decoy.parent().unwrap()).unwrap();
+    fs::write(&spec_decoy, SPEC).unwrap();
+    for helm in [helm4(), helm3()] {
+        let out = f.run(&helm, &[("PARAM_VALUES_FILES_1", smuggled.as_str())]);
+        refused(&out, "contains a comma");
+        refused(&out, "PARAM_VALUES_FILES_1");
+        let out = f.run(
+            &helm,
+            &[("ARGOCD_ENV_RUNNER_PATCH_CONFIG", spec_smuggled.as_str())],
+        );
+        refused(&out, "contains a comma");
+    }
+}
+
 #[test]
 fn a_symbolic_link_out_of_the_repository_is_refused_wherever_it_is() {
     for (target, at, env) in [
