@@ -87,7 +87,8 @@ fn inline_kubernetes_in_the_chart_keeps_everything_and_grows_inline() {
 
 #[test]
 fn dotted_kubernetes_in_the_chart_grows_dotted() {
-    let input = "[[runners]]\n  kubernetes.namespace = \"gitlab-test\"\n  kubernetes.image = \"alpine\"\n";
+    let input =
+        "[[runners]]\n  kubernetes.namespace = \"gitlab-test\"\n  kubernetes.image = \"alpine\"\n";
     let frag = "[runners.kubernetes]\nprivileged = true\n[runners.kubernetes.node_selector]\ndisk = \"ssd\"\n[[runners.kubernetes.volumes.empty_dir]]\nname = \"cache\"\nmount_path = \"/cache\"\n";
     let out = patched(input, &fragment(frag));
     assert_eq!(
@@ -136,7 +137,10 @@ fn the_patchs_own_keys_go_into_an_inline_kubernetes_table() {
         })
     );
     assert!(
-        out.lines().nth(1).unwrap().starts_with("  kubernetes = { namespace"),
+        out.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("  kubernetes = { namespace"),
         "the inline table stays inline:\n{out}"
     );
 }
@@ -210,7 +214,8 @@ fn two_spellings_of_one_field_in_the_input_are_refused_with_both_lines() {
         "{err:?}"
     );
     // Map keys differing in case are two keys, not two spellings.
-    let maps = "[[runners]]\n  [runners.kubernetes.node_selector]\n    disk = \"a\"\n    Disk = \"b\"\n";
+    let maps =
+        "[[runners]]\n  [runners.kubernetes.node_selector]\n    disk = \"a\"\n    Disk = \"b\"\n";
     assert!(apply(maps, &fragment("[runners.kubernetes]\nprivileged = true\n")).is_ok());
 }
 
@@ -240,7 +245,10 @@ fn every_runner_of_a_config_toml_is_patched() {
 fn a_table_continued_after_the_runners_is_patched_as_one_document() {
     // `[a]` before and `[a.b]` after the runners: one document, not pieces.
     let input = "[a]\nx = 1\n[[runners]]\n  name = \"r\"\n[a.b]\ny = 2\n";
-    let out = patched(input, &fragment("[runners.kubernetes]\nprivileged = true\n"));
+    let out = patched(
+        input,
+        &fragment("[runners.kubernetes]\nprivileged = true\n"),
+    );
     reads_as_merged(input, "[runners.kubernetes]\nprivileged = true\n", &out);
 }
 

@@ -150,10 +150,7 @@ fn is_table_array(v: &Json) -> bool {
 
 fn scalar(v: &Json) -> String {
     match v {
-        Json::Array(a) => format!(
-            "[{}]",
-            a.iter().map(scalar).collect::<Vec<_>>().join(", ")
-        ),
+        Json::Array(a) => format!("[{}]", a.iter().map(scalar).collect::<Vec<_>>().join(", ")),
         Json::Object(m) => format!(
             "{{ {} }}",
             m.iter()
@@ -182,7 +179,13 @@ fn spelled(v: &Json, in_map: bool, c: &mut Choices) -> Json {
 }
 
 /// The keys and sub-tables of a header table at `path`.
-fn header_body(path: &str, obj: &Map<String, Json>, in_map: bool, c: &mut Choices, out: &mut String) {
+fn header_body(
+    path: &str,
+    obj: &Map<String, Json>,
+    in_map: bool,
+    c: &mut Choices,
+    out: &mut String,
+) {
     let mut later: Vec<(String, &Json, bool)> = Vec::new();
     for (k, v) in obj {
         let map = in_map || k == "node_selector";
@@ -191,10 +194,18 @@ fn header_body(path: &str, obj: &Map<String, Json>, in_map: bool, c: &mut Choice
             Json::Object(sub) => match c.take(3) {
                 0 => later.push((key, v, map)),
                 1 if !sub.is_empty() => dotted(&quoted(&key), sub, map, c, out),
-                _ => out.push_str(&format!("{} = {}\n", quoted(&key), scalar(&spelled(v, map, c)))),
+                _ => out.push_str(&format!(
+                    "{} = {}\n",
+                    quoted(&key),
+                    scalar(&spelled(v, map, c))
+                )),
             },
             _ if is_table_array(v) && c.take(2) == 0 => later.push((key, v, map)),
-            _ => out.push_str(&format!("{} = {}\n", quoted(&key), scalar(&spelled(v, map, c)))),
+            _ => out.push_str(&format!(
+                "{} = {}\n",
+                quoted(&key),
+                scalar(&spelled(v, map, c))
+            )),
         }
     }
     for (key, v, map) in later {
@@ -289,19 +300,40 @@ fn check(
     let text = render(
         input,
         "[[runners]]",
-        &mut Choices { bytes: input_layout, next: 0, vary_case: true },
+        &mut Choices {
+            bytes: input_layout,
+            next: 0,
+            vary_case: true,
+        },
     );
     // The layout is only a layout: the input reads as the data it was written from.
-    let read_input = toml_reading::read(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
-    prop_assert_eq!(&toml_reading::runners(&read_input)[0], input, "input:\n{}", text);
-    let header = if fragment_layout[0] % 2 == 0 { "[runners]" } else { "[[runners]]" };
+    let read_input =
+        toml_reading::read(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+    prop_assert_eq!(
+        &toml_reading::runners(&read_input)[0],
+        input,
+        "input:\n{}",
+        text
+    );
+    let header = if fragment_layout[0] % 2 == 0 {
+        "[runners]"
+    } else {
+        "[[runners]]"
+    };
     let fragment_text = render(
         fragment,
         header,
-        &mut Choices { bytes: fragment_layout, next: 1, vary_case: false },
+        &mut Choices {
+            bytes: fragment_layout,
+            next: 1,
+            vary_case: false,
+        },
     );
     let mut patch = TomlPatch {
-        fragment: Some(Fragment::parse(&fragment_text).map_err(|e| TestCaseError::fail(format!("{e}\n{fragment_text}")))?),
+        fragment: Some(
+            Fragment::parse(&fragment_text)
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{fragment_text}")))?,
+        ),
         ..TomlPatch::default()
     };
     if with_spec {
@@ -309,7 +341,9 @@ fn check(
         patch.host_aliases = vec![("10.0.0.2".into(), vec!["spec0.example".into()])];
     }
     let out = apply(&text, &patch)
-        .map_err(|e| TestCaseError::fail(format!("{e:?}\ninput:\n{text}\nfragment:\n{fragment_text}")))?
+        .map_err(|e| {
+            TestCaseError::fail(format!("{e:?}\ninput:\n{text}\nfragment:\n{fragment_text}"))
+        })?
         .text
         .unwrap_or_else(|| text.clone());
     let got = toml_reading::read(&out)

@@ -38,16 +38,18 @@ fn table(t: &dyn TableLike, in_map: bool) -> Result<Json, String> {
         if item.is_none() {
             continue;
         }
-        let name = if in_map { key.to_owned() } else { key.to_lowercase() };
+        let name = if in_map {
+            key.to_owned()
+        } else {
+            key.to_lowercase()
+        };
         let map = in_map || is_go_map(key);
         let value = match item {
             Item::Value(v) => value(v, map)?,
             Item::Table(t) => table(t, map)?,
-            Item::ArrayOfTables(a) => Json::Array(
-                a.iter()
-                    .map(|t| table(t, map))
-                    .collect::<Result<_, _>>()?,
-            ),
+            Item::ArrayOfTables(a) => {
+                Json::Array(a.iter().map(|t| table(t, map)).collect::<Result<_, _>>()?)
+            }
             Item::None => continue,
         };
         if out.insert(name.clone(), value).is_some() {
@@ -78,7 +80,9 @@ pub(crate) fn merge(dst: &mut Json, src: &Json) {
     for (k, sv) in s {
         match d.get_mut(k) {
             Some(dv @ Json::Object(_)) if sv.is_object() => merge(dv, sv),
-            Some(Json::Array(da)) if table_array(da) && matches!(sv, Json::Array(sa) if table_array(sa)) => {
+            Some(Json::Array(da))
+                if table_array(da) && matches!(sv, Json::Array(sa) if table_array(sa)) =>
+            {
                 for entry in sv.as_array().unwrap() {
                     let id = identity(entry);
                     match da.iter_mut().find(|e| id.is_some() && identity(e) == id) {
@@ -102,7 +106,8 @@ fn identity(entry: &Json) -> Option<(&'static str, String)> {
     ["name", "ip", "alias"].into_iter().find_map(|k| {
         let v = entry.get(k)?.as_str()?;
         let v = if k == "ip" {
-            v.parse::<std::net::IpAddr>().map_or(v.to_owned(), |ip| ip.to_string())
+            v.parse::<std::net::IpAddr>()
+                .map_or(v.to_owned(), |ip| ip.to_string())
         } else {
             v.to_owned()
         };
