@@ -380,3 +380,58 @@ mod tests {
         assert!(out.contains("    privileged = true"), "{out}");
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[track_caller]
+    fn patched(input: &str, patch: &TomlPatch) -> String {
+        let out = apply(input, patch)
+            .unwrap()
+            .text
+            .unwrap_or_else(|| input.to_owned());
+        assert_eq!(
+            apply(&out, patch).unwrap().text,
+            None,
+            "not idempotent:\n{out}"
+        );
+        out
+    }
+
+    #[test]
+    fn creates_kubernetes_table_under_a_runner_without_one() {
+        let patch = TomlPatch {
+            pull_policy: Some(vec!["always"]),
+            ..Default::default()
+        };
+        assert_eq!(
+            patched("[[runners]]\n  name = \"x\"\n", &patch),
+            "[[runners]]\n  name = \"x\"\n  [runners.kubernetes]\n    pull_policy = [\"always\"]\n"
+        );
+    }
+
+    #[test]
+    fn extends_a_multi_line_hostnames_array_one_per_line() {
+        let input = "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.host_aliases]]\n      ip = \"10.0.0.1\"\n      hostnames = [\n        \"a.example.com\",\n      ]\n";
+        let patch = TomlPatch {
+            host_aliases: vec![("10.0.0.1".into(), vec!["b.example.com".into()])],
+            ..Default::default()
+        };
+        assert_eq!(
+            patched(input, &patch),
+            "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.host_aliases]]\n      ip = \"10.0.0.1\"\n      hostnames = [\n        \"a.example.com\",\n        \"b.example.com\",\n      ]\n"
+        );
+    }
+
+    #[test]
+    fn job_namespace_reads_any_form_and_case() {
+        assert_eq!(
+            job_namespace("concurrent = 1\n[[runners]]\n  Kubernetes = { NameSpace = \"ci\" }\n")
+                .as_deref(),
+            Some("ci")
+        );
+        assert!(has_runners("runners = [{ name = \"a\" }]\n"));
+        assert!(!has_runners("concurrent = 1\n"));
+    }
+}
