@@ -37,22 +37,28 @@ pub(super) const GO_MAPS: [&str; 20] = [
 
 /// Whether the value under struct field `key` is a Go map.
 pub(super) fn is_go_map(key: &str) -> bool {
-    GO_MAPS.iter().any(|m| same_field(m, key))
+    GO_MAPS
+        .iter()
+        .any(|m| (m.len() == key.len() || !key.is_ascii()) && same_field(m, key))
 }
 
 /// Whether two TOML keys name the same struct field for the runner (Go's `strings.EqualFold`).
 pub(super) fn same_field(a: &str, b: &str) -> bool {
-    a == b || {
-        let mut x = a.chars().flat_map(char::to_lowercase);
-        let mut y = b.chars().flat_map(char::to_lowercase);
-        loop {
-            match (x.next(), y.next()) {
-                (None, None) => break true,
-                (Some(p), Some(q)) if p == q => {}
-                _ => break false,
-            }
-        }
+    if a.is_ascii() && b.is_ascii() {
+        // Pure ASCII folds only within ASCII.
+        return a.eq_ignore_ascii_case(b);
     }
+    a == b || fold(a) == fold(b)
+}
+
+/// `key` case-folded as Go's `strings.EqualFold` compares it, as far as the runner's (ASCII)
+/// field names are concerned: lower case, with the Kelvin sign and the long s (which fold to
+/// `k` and `s`) included.
+fn fold(key: &str) -> String {
+    key.chars()
+        .map(|c| if c == '\u{17f}' { 's' } else { c })
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// The key of `table` the runner reads as `name`: the exact spelling first, then one that
@@ -106,23 +112,25 @@ impl Walk<'_> {
         path: &str,
         in_map: bool,
     ) -> Result<(), TomlFailure> {
-        let keys: Vec<&str> = table.iter().map(|(k, _)| k).collect();
         if !in_map {
-            for (i, a) in keys.iter().enumerate() {
-                if let Some(b) = keys[i + 1..].iter().find(|b| same_field(a, b)) {
-                    let (la, lb) = (self.line(table, a), self.line(table, b));
-                    let at =
-                        |l: Option<usize>| l.map(|l| format!(" (line {l})")).unwrap_or_default();
-                    return Err(TomlFailure {
-                        line: la.or(lb),
-                        path: Some(join(path, a)),
-                        message: format!(
-                            "`{a}`{} and `{b}`{} are one field to the runner, which matches keys ignoring case and then reads either of them at random; keep one spelling",
-                            at(la),
-                            at(lb)
-                        ),
-                    });
-                }
+            // One pass with the folded spelling of each key, so a wide table stays linear.
+            let mut first: std::collections::HashMap<String, &str> =
+                std::collections::HashMap::new();
+            for (b, _) in table.iter() {
+                let Some(a) = first.insert(fold(b), b) else {
+                    continue;
+                };
+                let (la, lb) = (self.line(table, a), self.line(table, b));
+                let at = |l: Option<usize>| l.map(|l| format!(" (line {l})")).unwrap_or_default();
+                return Err(TomlFailure {
+                    line: la.or(lb),
+                    path: Some(join(path, a)),
+                    message: format!(
+                        "`{a}`{} and `{b}`{} are one field to the runner, which matches keys ignoring case and then reads either of them at random; keep one spelling",
+                        at(la),
+                        at(lb)
+                    ),
+                });
             }
         }
         for (key, item) in table.iter() {
@@ -189,5 +197,8 @@ mod tests {
         assert!(same_field("TLS-CA-FILE", "tls-ca-file"));
         assert!(!same_field("tls_ca_file", "tls-ca-file"));
         assert!(!same_field("pull_policy", "pull_polic"));
+        // Go's EqualFold: the Kelvin sign folds to k, the long s to s.
+        assert!(same_field("\u{212a}ubernetes", "kubernetes"));
+        assert!(same_field("\u{17f}ecret", "secret"));
     }
 }

@@ -88,20 +88,45 @@ pub struct Applied {
 
 /// Applies `patch` to every `[[runners]]` entry of `text`.
 pub fn apply(text: &str, patch: &TomlPatch) -> Result<Applied, TomlFailure> {
-    let mut warnings = Vec::new();
-    let mut pieces = chunks::split(text);
-    if pieces.len() > 1 && !pieces_are_independent(text, &pieces)? {
-        pieces = std::iter::once(0..text.len()).collect();
+    let pieces = chunks::split(text);
+    if let Some(applied) = apply_pieces(text, &pieces, patch)? {
+        return Ok(applied);
     }
-    let mut out = String::new();
+    let whole = apply_pieces(text, &[0..text.len()], patch)?;
+    Ok(whole.expect("a single piece stands on its own"))
+}
+
+/// Applies `patch` piece by piece; `None` when the pieces turn out not to stand on their own:
+/// a top-level key other than `runners` defined in two pieces (a table continued further down,
+/// or a redefinition the whole document must be refused for), or runners not written as
+/// `[[runners]]` entries.
+fn apply_pieces(
+    text: &str,
+    pieces: &[Range<usize>],
+    patch: &TomlPatch,
+) -> Result<Option<Applied>, TomlFailure> {
+    let mut warnings = Vec::new();
+    let mut out = String::with_capacity(text.len());
     let mut changed = false;
     let mut runners_seen = 0;
+    let mut first_line = 1;
+    let mut roots = Roots::default();
     for range in pieces {
         let piece = &text[range.clone()];
-        let first_line = line_of(text, range.start);
-        let (new_text, runners) =
-            apply_piece(piece, first_line, runners_seen, patch, &mut warnings)?;
+        let spanned = parse(piece, first_line)?;
+        if pieces.len() > 1 && !roots.add(spanned.as_table()) {
+            return Ok(None);
+        }
+        let (new_text, runners) = apply_piece(
+            spanned,
+            piece,
+            first_line,
+            runners_seen,
+            patch,
+            &mut warnings,
+        )?;
         runners_seen += runners;
+        first_line += line_of(piece, piece.len()) - 1;
         match new_text {
             Some(new_text) => {
                 changed = true;
@@ -117,34 +142,36 @@ pub fn apply(text: &str, patch: &TomlPatch) -> Result<Applied, TomlFailure> {
             message: "no [[runners]] entry to patch".into(),
         });
     }
-    Ok(Applied {
+    Ok(Some(Applied {
         text: (changed && out != text).then_some(out),
         warnings,
-    })
+    }))
 }
 
-/// Whether the pieces of `text` can be patched one by one: no top-level key other than
-/// `runners` is defined in two pieces (a table continued further down, or a redefinition the
-/// whole document must be refused for), and only `[[runners]]` entries hold runners.
-fn pieces_are_independent(text: &str, pieces: &[Range<usize>]) -> Result<bool, TomlFailure> {
-    let mut runners_key: Option<String> = None;
-    let mut seen: Vec<String> = Vec::new();
-    for range in pieces {
-        let doc = parse(&text[range.clone()], line_of(text, range.start))?;
-        for (key, item) in doc.iter() {
+/// The top-level keys of the pieces seen so far.
+#[derive(Default)]
+struct Roots {
+    runners: Option<String>,
+    others: Vec<String>,
+}
+
+impl Roots {
+    /// Adds the top-level keys of a piece; `false` if the pieces no longer stand on their own.
+    fn add(&mut self, root: &toml_edit::Table) -> bool {
+        for (key, item) in root.iter() {
             if keys::same_field(key, "runners") {
-                let same_spelling = runners_key.get_or_insert_with(|| key.to_owned()) == key;
-                if !same_spelling || !matches!(item, Item::ArrayOfTables(_)) {
-                    return Ok(false);
+                let spelling = self.runners.get_or_insert_with(|| key.to_owned());
+                if spelling != key || !matches!(item, Item::ArrayOfTables(_)) {
+                    return false;
                 }
-            } else if seen.iter().any(|k| keys::same_field(k, key)) {
-                return Ok(false);
+            } else if self.others.iter().any(|k| keys::same_field(k, key)) {
+                return false;
             } else {
-                seen.push(key.to_owned());
+                self.others.push(key.to_owned());
             }
         }
+        true
     }
-    Ok(true)
 }
 
 /// Parses one piece of the TOML (starting at `first_line` of the whole text), keeping spans.
@@ -159,13 +186,13 @@ fn parse(piece: &str, first_line: usize) -> Result<Document<&str>, TomlFailure> 
 /// Patches the runners of one piece; the new text (`None` if unchanged) and how many
 /// `[[runners]]` entries the piece holds.
 fn apply_piece(
+    spanned: Document<&str>,
     piece: &str,
     first_line: usize,
     first_runner: usize,
     patch: &TomlPatch,
     warnings: &mut Vec<String>,
 ) -> Result<(Option<String>, usize), TomlFailure> {
-    let spanned = parse(piece, first_line)?;
     keys::check_spellings(spanned.as_table(), piece, first_line, first_runner)?;
     let mut doc = spanned.into_mut();
     let shift = |mut f: TomlFailure| {
