@@ -275,3 +275,43 @@ fn arrays_of_tables_merge_by_identity_whichever_form() {
     );
     reads_as_merged(input, frag, &out);
 }
+
+/// Memory (issue 12, item 4): entries are parsed one at a time, so a `config.toml` with many
+/// `[[runners]]` costs about one entry's parse, and one absurdly large entry is refused with a
+/// limit error instead of costing hundreds of times its size.
+#[test]
+fn many_runners_are_patched_entry_by_entry_and_one_huge_entry_is_refused() {
+    let many: String = std::iter::once("concurrent = 3\n".to_owned())
+        .chain(
+            (0..2000).map(|i| format!("[[runners]]\n  name = \"r{i}\"\n  [runners.kubernetes]\n")),
+        )
+        .collect();
+    let patch = TomlPatch {
+        pull_policy: Some(vec!["always"]),
+        ..TomlPatch::default()
+    };
+    let out = patched(&many, &patch);
+    let reading = toml_reading::read(&out).unwrap();
+    let runners = toml_reading::runners(&reading);
+    assert_eq!(runners.len(), 2000);
+    assert!(
+        runners
+            .iter()
+            .all(|r| r["kubernetes"]["pull_policy"] == json!(["always"]))
+    );
+    assert_eq!(reading["concurrent"], 3);
+
+    let huge: String = std::iter::once("[[runners]]\n  [runners.kubernetes]\n".to_owned())
+        .chain((0..25_000).map(|i| {
+            format!(
+                "    [[runners.kubernetes.host_aliases]]\n      ip = \"10.0.{}.{}\"\n",
+                i / 256,
+                i % 256
+            )
+        }))
+        .collect();
+    let err = apply(&huge, &patch).unwrap_err();
+    assert_eq!(err.line, Some(1));
+    assert_eq!(err.path.as_deref(), Some("runners[0]"));
+    assert!(err.message.contains("refuses more than 100000"), "{err:?}");
+}

@@ -315,7 +315,7 @@ fn check(
         "input:\n{}",
         text
     );
-    let header = if fragment_layout[0] % 2 == 0 {
+    let header = if fragment_layout[0].is_multiple_of(2) {
         "[runners]"
     } else {
         "[[runners]]"

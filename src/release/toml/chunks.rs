@@ -12,10 +12,21 @@ use std::ops::Range;
 use toml_parser::Source;
 use toml_parser::lexer::TokenKind;
 
-/// Byte ranges covering `text`: the part before the first `[[runners]]` header (possibly
-/// empty), then one range per header, each starting at the beginning of the header's line.
-pub(super) fn split(text: &str) -> Vec<Range<usize>> {
+/// A piece of the TOML: its byte range and how many tokens (keys, values, punctuation; not
+/// whitespace or comments) it holds, which bounds what parsing it costs.
+#[derive(Debug, Clone)]
+pub(super) struct Piece {
+    pub(super) range: Range<usize>,
+    pub(super) tokens: usize,
+}
+
+/// Pieces covering `text`: the part before the first `[[runners]]` header (if any), then one
+/// piece per header, each starting at the beginning of the header's line.
+pub(super) fn split(text: &str) -> Vec<Piece> {
     let mut starts = vec![0];
+    // Tokens seen before each start, so that a piece's count is a difference.
+    let mut counts = vec![0];
+    let mut tokens = 0;
     let source = Source::new(text);
     // State: where the current line starts, and how far a `[[runners]]` header has been seen.
     let mut line_start = 0;
@@ -33,8 +44,8 @@ pub(super) fn split(text: &str) -> Vec<Range<usize>> {
                 atom_ok = false;
                 continue;
             }
-            TokenKind::Whitespace => continue,
-            _ => {}
+            TokenKind::Whitespace | TokenKind::Comment | TokenKind::Eof => continue,
+            _ => tokens += 1,
         }
         if !at_line_start {
             continue;
@@ -55,15 +66,24 @@ pub(super) fn split(text: &str) -> Vec<Range<usize>> {
             [_, _, _, _, TokenKind::RightSquareBracket] if atom_ok => {
                 if line_start > 0 {
                     starts.push(line_start);
+                    // This header's five tokens belong to the new piece.
+                    counts.push(tokens - 5);
                 }
                 at_line_start = false;
             }
             _ => at_line_start = false,
         }
     }
-    let mut ranges: Vec<Range<usize>> = starts.windows(2).map(|w| w[0]..w[1]).collect();
-    ranges.push(*starts.last().expect("starts with 0")..text.len());
-    ranges
+    counts.push(tokens);
+    starts.push(text.len());
+    starts
+        .windows(2)
+        .zip(counts.windows(2))
+        .map(|(s, c)| Piece {
+            range: s[0]..s[1],
+            tokens: c[1] - c[0],
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -71,7 +91,14 @@ mod tests {
     use super::*;
 
     fn pieces(text: &str) -> Vec<&str> {
-        split(text).into_iter().map(|r| &text[r]).collect()
+        split(text).into_iter().map(|p| &text[p.range]).collect()
+    }
+
+    #[test]
+    fn counts_tokens_per_piece() {
+        let text = "a = 1 # c\n[[runners]]\n  name = \"x\"\n";
+        let counts: Vec<usize> = split(text).iter().map(|p| p.tokens).collect();
+        assert_eq!(counts, [3, 8]);
     }
 
     #[test]

@@ -20,8 +20,6 @@ mod node;
 mod pull_policy;
 mod volumes;
 
-use std::ops::Range;
-
 use toml_edit::{Array, Document, DocumentMut, Item, TableLike, Value};
 
 pub use fragment::{Fragment, minify_runner_schema};
@@ -92,9 +90,18 @@ pub fn apply(text: &str, patch: &TomlPatch) -> Result<Applied, TomlFailure> {
     if let Some(applied) = apply_pieces(text, &pieces, patch)? {
         return Ok(applied);
     }
-    let whole = apply_pieces(text, &[0..text.len()], patch)?;
-    Ok(whole.expect("a single piece stands on its own"))
+    let whole = chunks::Piece {
+        range: 0..text.len(),
+        tokens: pieces.iter().map(|p| p.tokens).sum(),
+    };
+    let applied = apply_pieces(text, &[whole], patch)?;
+    Ok(applied.expect("a single piece stands on its own"))
 }
+
+/// The most tokens one piece of the TOML (one `[[runners]]` entry, or the globals before them)
+/// may hold. toml_edit keeps a few hundred bytes per token, so this bounds the memory a piece
+/// costs (to about 20 MB); a real entry holds a few hundred tokens.
+const MAX_TOKENS_PER_PIECE: usize = 100_000;
 
 /// Applies `patch` piece by piece; `None` when the pieces turn out not to stand on their own:
 /// a top-level key other than `runners` defined in two pieces (a table continued further down,
@@ -102,7 +109,7 @@ pub fn apply(text: &str, patch: &TomlPatch) -> Result<Applied, TomlFailure> {
 /// `[[runners]]` entries.
 fn apply_pieces(
     text: &str,
-    pieces: &[Range<usize>],
+    pieces: &[chunks::Piece],
     patch: &TomlPatch,
 ) -> Result<Option<Applied>, TomlFailure> {
     let mut warnings = Vec::new();
@@ -111,8 +118,17 @@ fn apply_pieces(
     let mut runners_seen = 0;
     let mut first_line = 1;
     let mut roots = Roots::default();
-    for range in pieces {
+    for chunks::Piece { range, tokens } in pieces {
         let piece = &text[range.clone()];
+        if *tokens > MAX_TOKENS_PER_PIECE {
+            return Err(TomlFailure {
+                line: Some(first_line),
+                path: Some(format!("runners[{runners_seen}]")),
+                message: format!(
+                    "this part of the TOML holds {tokens} keys, values and brackets; runner-patch refuses more than {MAX_TOKENS_PER_PIECE} in one [[runners]] entry to keep its memory bounded (a real entry holds a few hundred)"
+                ),
+            });
+        }
         let spanned = parse(piece, first_line)?;
         if pieces.len() > 1 && !roots.add(spanned.as_table()) {
             return Ok(None);
@@ -284,8 +300,8 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 pub fn job_namespace(text: &str) -> Option<String> {
     let pieces = chunks::split(text);
     // The first `[[runners]]` is in the first or (after a global prefix) the second piece.
-    pieces.iter().take(2).find_map(|range| {
-        let doc: DocumentMut = text[range.clone()].parse().ok()?;
+    pieces.iter().take(2).find_map(|piece| {
+        let doc: DocumentMut = text[piece.range.clone()].parse().ok()?;
         let runners = doc.get(&keys::find(doc.as_table(), "runners", false)?)?;
         let first: &dyn TableLike = match runners {
             Item::ArrayOfTables(a) => a.get(0)?,
