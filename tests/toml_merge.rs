@@ -76,11 +76,23 @@ fn inline_kubernetes_in_the_fragment_keeps_the_charts_namespace_and_image() {
 #[test]
 fn inline_kubernetes_in_the_chart_keeps_everything_and_grows_inline() {
     let input = "[[runners]]\n  kubernetes = { namespace = \"gitlab-test\", image = \"alpine\" }\n";
-    let frag = "[runners.kubernetes]\nprivileged = true\n[runners.kubernetes.node_selector]\ndisk = \"ssd\"\n";
+    let frag = "[runners.kubernetes]\nprivileged = true\n";
     let out = patched(input, &fragment(frag));
     assert_eq!(
         out,
-        "[[runners]]\n  kubernetes = { namespace = \"gitlab-test\", image = \"alpine\", privileged = true, node_selector = { disk = \"ssd\" } }\n"
+        "[[runners]]\n  kubernetes = { namespace = \"gitlab-test\", image = \"alpine\", privileged = true }\n"
+    );
+    reads_as_merged(input, frag, &out);
+}
+
+#[test]
+fn an_inline_table_grown_past_a_line_becomes_a_sub_table() {
+    let input = "[[runners]]\n  name = \"r\"\n  kubernetes = { namespace = \"gitlab-test\", image = \"alpine\" }\n  [runners.cache]\n    Type = \"s3\"\n";
+    let frag = "[runners.kubernetes]\nprivileged = true\n[runners.kubernetes.node_selector]\ndisk = \"ssd\"\n[[runners.kubernetes.volumes.empty_dir]]\nname = \"docker-certs\"\nmount_path = \"/certs/client\"\nmedium = \"Memory\"\n";
+    let out = patched(input, &fragment(frag));
+    assert_eq!(
+        out,
+        "[[runners]]\n  name = \"r\"\n  [runners.kubernetes]\n    namespace = \"gitlab-test\"\n    image = \"alpine\"\n    privileged = true\n    node_selector = { disk = \"ssd\" }\n    [runners.kubernetes.volumes]\n      empty_dir = [{ name = \"docker-certs\", mount_path = \"/certs/client\", medium = \"Memory\" }]\n  [runners.cache]\n    Type = \"s3\"\n"
     );
     reads_as_merged(input, frag, &out);
 }
@@ -136,12 +148,13 @@ fn the_patchs_own_keys_go_into_an_inline_kubernetes_table() {
             "allowed_pull_policies": ["if-not-present", "always"]
         })
     );
+    // Grown past a readable line, the inline table became `[runners.kubernetes]`, and inside
+    // it the arrays of inline tables became `[[…]]` entries.
     assert!(
-        out.lines()
-            .nth(1)
-            .unwrap()
-            .starts_with("  kubernetes = { namespace"),
-        "the inline table stays inline:\n{out}"
+        out.starts_with("[[runners]]\n  tls-ca-file = \"/certs/gitlab.crt\"\n  [runners.kubernetes]\n    namespace")
+            && out.contains("\n    [[runners.kubernetes.host_aliases]]\n      ip = \"10.0.0.2\"\n")
+            && out.contains("\n    [[runners.kubernetes.volumes.config_map]]\n      name = \"ca\"\n"),
+        "{out}"
     );
 }
 

@@ -72,29 +72,37 @@ fn runner(tag: &'static str) -> impl Strategy<Value = Json> {
         proptest::option::of(node_selector()),
         proptest::option::of(host_aliases(tag)),
         proptest::option::of(empty_dirs()),
+        proptest::option::of(prop_oneof![
+            pick(&["always", "never"]),
+            proptest::collection::vec(pick(&["always", "if-not-present"]), 1..3)
+                .prop_map(Json::from),
+        ]),
     )
-        .prop_map(|(builds, ns, image, privileged, selector, aliases, dirs)| {
-            let mut k8s = Map::new();
-            let mut put = |k: &str, v: Option<Json>| {
-                if let Some(v) = v {
-                    k8s.insert(k.to_owned(), v);
+        .prop_map(
+            |(builds, ns, image, privileged, selector, aliases, dirs, policy)| {
+                let mut k8s = Map::new();
+                let mut put = |k: &str, v: Option<Json>| {
+                    if let Some(v) = v {
+                        k8s.insert(k.to_owned(), v);
+                    }
+                };
+                put("namespace", ns);
+                put("image", image);
+                put("privileged", privileged.map(Json::Bool));
+                put("node_selector", selector);
+                put("host_aliases", aliases);
+                put("volumes", dirs.map(|d| json!({ "empty_dir": d })));
+                put("pull_policy", policy);
+                let mut runner = Map::new();
+                if let Some(b) = builds {
+                    runner.insert("builds_dir".into(), b);
                 }
-            };
-            put("namespace", ns);
-            put("image", image);
-            put("privileged", privileged.map(Json::Bool));
-            put("node_selector", selector);
-            put("host_aliases", aliases);
-            put("volumes", dirs.map(|d| json!({ "empty_dir": d })));
-            let mut runner = Map::new();
-            if let Some(b) = builds {
-                runner.insert("builds_dir".into(), b);
-            }
-            if !k8s.is_empty() {
-                runner.insert("kubernetes".into(), Json::Object(k8s));
-            }
-            Json::Object(runner)
-        })
+                if !k8s.is_empty() {
+                    runner.insert("kubernetes".into(), Json::Object(k8s));
+                }
+                Json::Object(runner)
+            },
+        )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,7 +370,7 @@ fn check(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn fragment_merge_reads_the_same_in_every_layout(

@@ -255,8 +255,29 @@ fn patch_runner(
 ) -> Result<(), TomlFailure> {
     let base = format!("runners[{index}]");
     let indent = runner.indent(&Indent::root());
+    let inline_before = match runner {
+        Node::Table(t) => node::inline_snapshot(t),
+        Node::Inline(_) => Vec::new(),
+    };
+    patch_entry(runner, patch, &base, &indent, warnings)?;
+    // `kubernetes = { … }` grown past a readable line becomes `[runners.kubernetes]`.
+    if let Node::Table(t) = runner {
+        node::expand_grown_inline(t, &inline_before, &indent);
+    }
+    Ok(())
+}
+
+/// The edits of [`patch_runner`], in the forms the entry already has.
+fn patch_entry(
+    runner: &mut Node<'_>,
+    patch: &TomlPatch,
+    base: &str,
+    indent: &Indent,
+    warnings: &mut Vec<String>,
+) -> Result<(), TomlFailure> {
+    let indent = indent.clone();
     if let Some(fragment) = &patch.fragment {
-        merge::merge(runner, &fragment.runner, &indent, &base, false)?;
+        merge::merge(runner, &fragment.runner, &indent, base, false)?;
     }
     if let Some(path) = &patch.tls_ca_file {
         runner.set_value("tls-ca-file", path.as_str().into(), &indent);

@@ -247,7 +247,11 @@ pub(super) fn same_value(a: &Value, b: &Value) -> bool {
 pub(super) fn push_styled(array: &mut Array, value: Value) {
     let mut value = plain_value(&value);
     if let Some(last) = array.iter().last() {
-        let prefix = last.decor().prefix().and_then(|p| p.as_str()).unwrap_or("");
+        // No decor means the default layout, which puts a space before every element but the first.
+        let prefix = last
+            .decor()
+            .prefix()
+            .map_or(" ", |p| p.as_str().unwrap_or(""));
         // The first element of `["a"]` has no space before it; the next ones do.
         let prefix = if array.len() == 1 && !prefix.contains('\n') {
             " "
@@ -389,5 +393,138 @@ fn header_item(item: Item, indent: &Indent) -> Item {
         }
         Item::Value(v) => Item::Value(plain_value(&v)),
         Item::None => Item::None,
+    }
+}
+
+/// Longest line an inline table grown by the patch may make before it becomes a sub-table.
+const MAX_INLINE_LINE: usize = 100;
+
+/// The inline tables of `table` (a header table indented as `indent`), rendered, to tell later
+/// which ones the patch grew.
+pub(super) fn inline_snapshot(table: &Table) -> Vec<(String, String)> {
+    table
+        .iter()
+        .filter_map(|(k, item)| match item {
+            Item::Value(v @ Value::InlineTable(_)) => Some((k.to_owned(), v.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Turns each inline table of `table` that the patch changed (it differs from `before`) and
+/// that no longer fits on a line of [`MAX_INLINE_LINE`] characters into a sub-table (`[header]`),
+/// and inside it the values that do not fit either: long inline tables into sub-tables, long
+/// arrays of inline tables into `[[header]]` entries. The data stays the same.
+pub(super) fn expand_grown_inline(table: &mut Table, before: &[(String, String)], indent: &Indent) {
+    if table.is_dotted() {
+        return;
+    }
+    let grown: Vec<String> = inline_snapshot(table)
+        .into_iter()
+        .filter(|(k, text)| {
+            before.iter().all(|(bk, bt)| bk != k || bt != text)
+                && indent.keys.len() + k.len() + 3 + text.trim().len() > MAX_INLINE_LINE
+        })
+        .map(|(k, _)| k)
+        .collect();
+    for key in grown {
+        expand(table, &key, indent);
+    }
+}
+
+/// Makes the inline table or array of inline tables at `key` a sub-table or `[[header]]`
+/// entries, recursing into what is still too long.
+fn expand(table: &mut Table, key: &str, indent: &Indent) {
+    let child_indent = indent.child();
+    let item = match table.get(key) {
+        Some(Item::Value(Value::InlineTable(t))) => {
+            let mut out = new_table(&child_indent);
+            let mut node = Node::Table(&mut out);
+            for (k, v) in t.iter() {
+                node.insert(k, Item::Value(v.clone()), &child_indent);
+            }
+            Item::Table(out)
+        }
+        Some(Item::Value(Value::Array(a)))
+            if !a.is_empty() && a.iter().all(Value::is_inline_table) =>
+        {
+            let mut out = ArrayOfTables::new();
+            for t in a.iter().filter_map(Value::as_inline_table) {
+                let mut entry = new_table(&child_indent);
+                let mut node = Node::Table(&mut entry);
+                for (k, v) in t.iter() {
+                    node.insert(k, Item::Value(v.clone()), &child_indent);
+                }
+                out.push(entry);
+            }
+            Item::ArrayOfTables(out)
+        }
+        _ => return,
+    };
+    if let Some(slot) = table.get_mut(key) {
+        *slot = item;
+    }
+    if let Some(mut k) = table.key_mut(key) {
+        k.leaf_decor_mut().clear();
+    }
+    // Inside, whatever is still too long becomes a sub-table as well.
+    let long = |t: &Table| -> Vec<String> {
+        t.iter()
+            .filter(|(k, item)| match item {
+                Item::Value(v @ (Value::InlineTable(_) | Value::Array(_))) => {
+                    child_indent.keys.len() + k.len() + 3 + v.to_string().trim().len()
+                        > MAX_INLINE_LINE
+                }
+                _ => false,
+            })
+            .map(|(k, _)| k.to_owned())
+            .collect()
+    };
+    match table.get_mut(key) {
+        Some(Item::Table(t)) => {
+            for k in long(t) {
+                expand(t, &k, &child_indent);
+            }
+            // `[runners.kubernetes.volumes]` with nothing but arrays under it says nothing.
+            let only_tables = t.iter().all(|(_, item)| !item.is_value());
+            if only_tables {
+                t.set_implicit(true);
+                // Its header is not printed, so its sub-tables take its place in the layout.
+                for (_, item) in t.iter_mut() {
+                    reindent(item, &child_indent);
+                }
+            }
+        }
+        Some(Item::ArrayOfTables(a)) => {
+            for t in a.iter_mut() {
+                for k in long(t) {
+                    expand(t, &k, &child_indent);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Lays out the header tables in `item` at `indent` (and their sub-tables one level deeper).
+fn reindent(item: &mut Item, indent: &Indent) {
+    let tables: Vec<&mut Table> = match item {
+        Item::Table(t) if !t.is_dotted() => vec![t],
+        Item::ArrayOfTables(a) => a.iter_mut().collect(),
+        _ => return,
+    };
+    for t in tables {
+        t.decor_mut().set_prefix(indent.header.clone());
+        let keys: Vec<String> = t
+            .iter()
+            .filter(|(_, i)| i.is_value())
+            .map(|(k, _)| k.to_owned())
+            .collect();
+        for k in keys {
+            indent_key(t, &k, &indent.keys);
+        }
+        for (_, sub) in t.iter_mut() {
+            reindent(sub, &indent.child());
+        }
     }
 }
