@@ -328,3 +328,11 @@ fn many_runners_are_patched_entry_by_entry_and_one_huge_entry_is_refused() {
     assert_eq!(err.path.as_deref(), Some("runners[0]"));
     assert!(err.message.contains("refuses more than 100000"), "{err:?}");
 }
+
+#[test]
+fn an_entry_without_identity_is_added_once() {
+    let frag = "[[runners.kubernetes.pod_spec]]\npatch = '[{\"op\": \"add\", \"path\": \"/x\", \"value\": 1}]'\npatch_type = \"json\"\n";
+    let out = patched(STOCK, &fragment(frag));
+    assert_eq!(out.matches("pod_spec").count(), 1, "{out}");
+    reads_as_merged(STOCK, frag, &out);
+}

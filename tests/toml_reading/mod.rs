@@ -85,6 +85,10 @@ pub(crate) fn merge(dst: &mut Json, src: &Json) {
             {
                 for entry in sv.as_array().unwrap() {
                     let id = identity(entry);
+                    // Without identity an entry is added once.
+                    if id.is_none() && da.contains(entry) {
+                        continue;
+                    }
                     match da.iter_mut().find(|e| id.is_some() && identity(e) == id) {
                         Some(found) => merge(found, entry),
                         None => da.push(entry.clone()),

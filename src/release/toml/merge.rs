@@ -9,7 +9,7 @@ use toml_edit::{Item, TableLike, Value};
 
 use super::indent::Indent;
 use super::keys::{self, is_go_map};
-use super::node::{Node, TableArray, same_value};
+use super::node::{Node, TableArray, inline_value, same_value};
 use super::{TomlFailure, normalize_ip};
 
 /// Merges `src` into `dst` (indented as `indent`), `path` naming `dst` for errors; `in_map`
@@ -86,6 +86,17 @@ fn merge_entry(
                 == Some(&id)
         })
     });
+    // An entry without identity is added once: not again when an equal one is there.
+    let found = found.or_else(|| {
+        identity(src).is_none().then(|| {
+            let wanted = inline_value(table_item(src));
+            (0..entries.len()).find(|&i| {
+                entries
+                    .get(i)
+                    .is_some_and(|t| same_value(&inline_value(table_item(t)), &wanted))
+            })
+        })?
+    });
     match found {
         Some(i) => {
             let mut entry = entries.get_mut(i).expect("found above");
@@ -153,4 +164,17 @@ fn is_table_array(item: &Item) -> bool {
         Item::Value(Value::Array(a)) => !a.is_empty() && a.iter().all(Value::is_inline_table),
         _ => false,
     }
+}
+
+/// A copy of a table-like value as an item (for comparing entries in any form).
+fn table_item(t: &dyn TableLike) -> Item {
+    let mut out = toml_edit::InlineTable::new();
+    for (k, item) in t.iter() {
+        if let Some(v) = item.as_value() {
+            out.insert(k, v.clone());
+        } else {
+            out.insert(k, inline_value(item.clone()));
+        }
+    }
+    Item::Value(Value::InlineTable(out))
 }

@@ -499,3 +499,27 @@ mod layout_tests {
         assert!(!has_runners("concurrent = 1\n"));
     }
 }
+
+#[cfg(test)]
+mod implicit_tests {
+    use super::*;
+
+    #[test]
+    fn values_added_to_an_implicit_table_get_its_header() {
+        let input = "[[runners]]\n  [[runners.kubernetes.host_aliases]]\n    ip = \"10.0.0.1\"\n    hostnames = [\"a\"]\n";
+        let patch = TomlPatch {
+            pull_policy: Some(vec!["always"]),
+            ..Default::default()
+        };
+        let out = apply(input, &patch).unwrap().text.unwrap();
+        let doc: DocumentMut = out.parse().unwrap();
+        let k8s = &doc["runners"][0]["kubernetes"];
+        assert_eq!(k8s["pull_policy"][0].as_str(), Some("always"), "{out}");
+        assert_eq!(
+            k8s["host_aliases"][0]["ip"].as_str(),
+            Some("10.0.0.1"),
+            "{out}"
+        );
+        assert_eq!(apply(&out, &patch).unwrap().text, None);
+    }
+}
