@@ -29,6 +29,17 @@ pub struct Fragment {
 }
 
 impl Fragment {
+    /// A fragment from a `[runners]` table that the caller has already checked against the
+    /// runner's keys (as [`Fragment::parse`] does).
+    pub fn from_checked_table(runner: Table) -> Fragment {
+        Fragment { runner }
+    }
+
+    /// The `[runners]` table merged into every entry.
+    pub fn runner_table(&self) -> &Table {
+        &self.runner
+    }
+
     /// Parses `text` (`[runners.kubernetes]` … or one `[[runners]]`), rejecting keys the runner
     /// would silently drop, with the closest known key.
     pub fn parse(text: &str) -> Result<Fragment, String> {
