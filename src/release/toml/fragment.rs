@@ -16,7 +16,7 @@ use crate::spec::schema;
 const RUNNER_SCHEMA: &str = include_str!("../../../schema/runner-template.defs");
 
 /// Drops `description` keywords and formatting from the runner schema and writes it in the
-/// line format of [`schema::LazyDefs`] (see [`RUNNER_SCHEMA`]).
+/// line format of [`schema::LazyDefs`] (see `RUNNER_SCHEMA`).
 pub fn minify_runner_schema(full: &str) -> String {
     let value: Json = serde_json::from_str(full).expect("schema is JSON");
     schema::LazyDefs::write_without_descriptions(&value)

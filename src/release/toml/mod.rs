@@ -2,12 +2,12 @@
 //! toml_edit, so the user's comments (Chinese ones too), key order and layout survive.
 //!
 //! Every `[[runners]]` entry gets the same patch, merged with the meaning the runner gives the
-//! TOML, not its layout ([`node`], [`keys`]): a table written as a `[header]`, as dotted keys or
+//! TOML, not its layout (`node`, `keys`): a table written as a `[header]`, as dotted keys or
 //! inline is the same table, keys match ignoring case and are written into their existing
 //! spelling. Host aliases merge by IP (hostnames unioned in order), volumes by name (unique
 //! across all volume kinds, as Kubernetes requires), pull policies are replaced as a whole, a
-//! `runnerToml` fragment merges table by table ([`merge`]). New keys and tables are laid out like
-//! their neighbours. Entries are parsed one at a time ([`chunks`]) so memory stays proportional
+//! `runnerToml` fragment merges table by table (`merge`). New keys and tables are laid out like
+//! their neighbours. Entries are parsed one at a time (`chunks`) so memory stays proportional
 //! to the largest entry. This module knows nothing about YAML.
 
 mod chunks;
@@ -275,24 +275,23 @@ fn patch_entry(
     indent: &Indent,
     warnings: &mut Vec<String>,
 ) -> Result<(), TomlFailure> {
-    let indent = indent.clone();
     if let Some(fragment) = &patch.fragment {
-        merge::merge(runner, &fragment.runner, &indent, base, false)?;
+        merge::merge(runner, &fragment.runner, indent, base, false)?;
     }
     if let Some(path) = &patch.tls_ca_file {
-        runner.set_value("tls-ca-file", path.as_str().into(), &indent);
+        runner.set_value("tls-ca-file", path.as_str().into(), indent);
     }
     if !patch.touches_kubernetes() {
         return Ok(());
     }
     let mut k8s = runner
-        .child("kubernetes", &indent)
+        .child("kubernetes", indent)
         .map_err(|key| TomlFailure {
             line: None,
             path: Some(format!("{base}.{key}")),
             message: "must be a table ([runners.kubernetes])".into(),
         })?;
-    let k8s_indent = k8s.indent(&indent);
+    let k8s_indent = k8s.indent(indent);
     let k8s_path = format!("{base}.kubernetes");
     host_aliases::merge(&mut k8s, &patch.host_aliases, &k8s_indent, &k8s_path)?;
     volumes::merge(
