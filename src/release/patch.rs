@@ -463,10 +463,9 @@ fn patch_configmap(
     let applied =
         parsed.and_then(|toml| toml.apply(patch, |part| notes.extend(checks.notes(key, part))));
     if patch.is_empty() {
-        // Only the checks ran: a TOML the patch leaves alone is not refused here.
-        if applied.is_ok() {
-            warnings.extend(chart_toml_warnings(cm, doc, key, notes));
-        }
+        // Only the checks ran: a TOML the patch leaves alone is not refused here, and what was
+        // checked before a piece it stopped at is still said.
+        warnings.extend(chart_toml_warnings(cm, doc, key, notes));
         return Ok(None);
     }
     let applied = applied.map_err(|f| Error::Toml {

@@ -238,9 +238,15 @@ impl<'t> RunnerToml<'t> {
             }
             inspect(&part);
             let Part { doc, place } = part;
+            let piece_text = &text[place.range.clone()];
+            keys::check_spellings(
+                doc.as_table(),
+                piece_text,
+                place.first_line,
+                place.first_runner,
+            )?;
             runners_seen += place.runners;
             if !patch.is_empty() {
-                let piece_text = &text[place.range.clone()];
                 match apply_piece(doc, piece_text, &place, patch, &mut warnings)? {
                     Some(new_text) => {
                         changed = true;
@@ -363,7 +369,6 @@ fn apply_piece(
         first_runner,
         ..
     } = *place;
-    keys::check_spellings(spanned.as_table(), piece, first_line, first_runner)?;
     let mut doc = spanned.into_mut();
     let shift = |mut f: TomlFailure| {
         f.line = f.line.map(|l| l + first_line - 1);
@@ -655,5 +660,48 @@ mod implicit_tests {
             "{out}"
         );
         assert_eq!(apply(&out, &patch).unwrap().text, None);
+    }
+}
+
+#[cfg(test)]
+mod piece_tests {
+    use super::*;
+    use crate::release::register;
+
+    /// The chart-key checks see one piece at a time and still name the entry and line of the
+    /// whole TOML; the pieces before the first entry are parsed once, when the TOML is opened.
+    #[test]
+    fn checks_per_piece_name_lines_and_entries_of_the_whole_toml() {
+        let text = "concurrent = 1\n\n[[runners]]\n  name = \"a\"\n[[runners]]\n  [runners.kubernetes]\n    namespace = \"ci\"\n[[runners]]\n  [runners.cache]\n    Typ = \"s3\"\n";
+        let toml = RunnerToml::open(text).unwrap();
+        assert!(toml.has_runners());
+        assert_eq!(toml.job_namespace(), None, "the first entry sets none");
+        // (The process-wide parse counters are `tests/compiled_spec.rs`'s: tests here run in
+        // parallel.)
+        assert_eq!(toml.pieces.len(), 4);
+        assert_eq!(toml.head.len(), 2, "the globals and the first entry");
+        let mut notes = Vec::new();
+        let mut firsts = Vec::new();
+        let applied = toml
+            .apply(&TomlPatch::default(), |part| {
+                firsts.push((part.line(1), part.path("runners[0]")));
+                for note in register::toml_problems(&part.doc, &[]) {
+                    notes.push((part.path(&note.path), note.line.map(|l| part.line(l))));
+                }
+            })
+            .unwrap();
+        assert_eq!(applied.text, None);
+        assert_eq!(
+            firsts,
+            [
+                (1, "runners[0]".to_owned()),
+                (3, "runners[0]".to_owned()),
+                (5, "runners[1]".to_owned()),
+                (8, "runners[2]".to_owned()),
+            ]
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].0.starts_with("runners[2].cache.Typ"), "{notes:?}");
+        assert_eq!(notes[0].1, Some(10));
     }
 }
