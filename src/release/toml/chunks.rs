@@ -272,4 +272,76 @@ mod tests {
         let text = "[session_server]\nconcurrent = 1\n[[runners]]\n[[runners]]\n[concurrent]\n";
         assert_eq!(pieces(text).len(), 3);
     }
+
+    /// Every text of up to four statements from a set that spreads tables, dotted keys, key
+    /// case and `runners` forms around `[[runners]]` headers: when it is cut, the pieces are
+    /// valid exactly when the whole is, and mean what the whole means.
+    #[test]
+    fn pieces_mean_what_the_whole_means() {
+        use crate::spec::fragment::table_to_json;
+        use serde_json::Value as Json;
+        const LINES: [&str; 12] = [
+            "a = 1",
+            "a.b = 1",
+            "[a]",
+            "[a.c]",
+            "['a'.d]",
+            "[[runners]]",
+            "[runners.kubernetes]",
+            "[Runners]",
+            "x = [\n  1,\n]",
+            "runners = []",
+            "[[A]]",
+            "s = \"\"\"\n[[runners]]\n\"\"\"",
+        ];
+        let mut texts = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = texts
+                .iter()
+                .filter(|t| t.matches('\n').count() < 4)
+                .flat_map(|t| LINES.iter().map(move |l| format!("{t}{l}\n")))
+                .collect();
+            texts.extend(longer);
+        }
+        let mut cut = 0;
+        for text in &texts {
+            let pieces = split(text);
+            if pieces.len() < 2 {
+                continue;
+            }
+            cut += 1;
+            let whole = text.parse::<toml_edit::DocumentMut>();
+            let parts: Result<Vec<toml_edit::DocumentMut>, _> = pieces
+                .iter()
+                .map(|p| text[p.range.clone()].parse())
+                .collect();
+            assert_eq!(whole.is_ok(), parts.is_ok(), "{text}");
+            let (Ok(whole), Ok(parts)) = (whole, parts) else {
+                continue;
+            };
+            let mut merged = serde_json::Map::new();
+            for part in &parts {
+                let Json::Object(map) = table_to_json(part.as_table()) else {
+                    unreachable!()
+                };
+                for (key, value) in map {
+                    match (merged.get_mut(&key), value) {
+                        (Some(Json::Array(runners)), Json::Array(more)) if key == "runners" => {
+                            runners.extend(more)
+                        }
+                        (None, value) => {
+                            merged.insert(key, value);
+                        }
+                        (Some(_), _) => panic!("{key} in two pieces of {text}"),
+                    }
+                }
+            }
+            assert_eq!(
+                table_to_json(whole.as_table()),
+                Json::Object(merged),
+                "{text}"
+            );
+        }
+        assert!(cut > 1000, "{cut} texts were cut");
+    }
 }

@@ -7,8 +7,10 @@
 //! spelling. Host aliases merge by IP (hostnames unioned in order), volumes by name (unique
 //! across all volume kinds, as Kubernetes requires), pull policies are replaced as a whole, a
 //! `runnerToml` fragment merges table by table (`merge`). New keys and tables are laid out like
-//! their neighbours. Entries are parsed one at a time (`chunks`) so memory stays proportional
-//! to the largest entry. This module knows nothing about YAML.
+//! their neighbours. Entries are parsed one at a time (`chunks`, [`RunnerToml`]) so memory stays
+//! proportional to the largest entry; each piece is parsed once, and the caller's checks read it
+//! (with lines and entry indexes of the whole TOML) before it is edited. This module knows
+//! nothing about YAML.
 
 mod chunks;
 mod host_aliases;
