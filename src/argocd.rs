@@ -10,14 +10,21 @@
 //!
 //! - The **repository root** is the working directory (the app directory the CMP server laid out)
 //!   minus `ARGOCD_APP_SOURCE_PATH`; the app directory when that is unset.
-//! - The chart (`ARGOCD_ENV_CHART`, default `.`), every values file (`PARAM_VALUES_FILES_<n>`), the
-//!   spec (`ARGOCD_ENV_RUNNER_PATCH_CONFIG`, default `runner-patch.yaml`) and the `file://`
-//!   dependencies of the chart are resolved beneath the repository root ([`cap_std`], as for
-//!   certificate files) and refused when absolute, when `..` or a symbolic link leads out, or when
-//!   they are not what they should be (a regular file; a directory or archive for the chart).
-//! - Every symbolic link in the repository must resolve inside it: Helm follows links when it
-//!   loads a chart directory, so a link anywhere in it (`templates/x.yaml -> /proc/self/environ`)
-//!   would otherwise be read.
+//! - The chart (`ARGOCD_ENV_CHART`, default `.`), every values file (`PARAM_VALUES_FILES_<n>`) and
+//!   the spec (`ARGOCD_ENV_RUNNER_PATCH_CONFIG`, default `runner-patch.yaml`) are resolved beneath
+//!   the repository root ([`cap_std`], as for certificate files) and refused when absolute, when
+//!   `..` or a symbolic link leads out, or when they are not what they should be (a regular file;
+//!   a directory or archive for the chart).
+//! - The chart's dependencies, from every file Helm reads them from (`Chart.yaml`,
+//!   `requirements.yaml`, `Chart.lock`, `requirements.lock`, recursively in `file://` subcharts),
+//!   must be `file://` paths inside the repository, or remote repositories whose scheme the
+//!   operator allows in `RUNNER_PATCH_DEPENDENCY_SCHEMES` ([`dependencies`]).
+//! - Every symbolic link in the repository must resolve, now, inside it, and its text must not
+//!   climb out (absolute, or `..` above the root): Helm follows links when it loads a chart
+//!   directory, so a link anywhere in it (`templates/x.yaml -> /proc/self/environ`) would
+//!   otherwise be read, and a link to nothing may lead somewhere once Helm creates a directory.
+//! - `helm template` runs with `--skip-schema-validation`: Helm's JSON-Schema loader follows
+//!   `$ref`/`$id`/`$schema` URLs of a chart's `values.schema.json` to any file or host.
 //! - Values files given as URLs are refused unless the operator names the scheme in
 //!   `RUNNER_PATCH_VALUES_SCHEMES` (e.g. `https`).
 //! - Helm gets the checked paths, resolved (no symbolic link left in them) and written relative to
@@ -38,6 +45,9 @@ use cap_std::fs::Dir;
 
 use crate::spec::files::leaves_lexically;
 
+mod dependencies;
+pub use dependencies::DEPENDENCY_SCHEMES_ENV;
+
 /// Operator setting (sidecar env): URL schemes allowed for values files, comma-separated.
 pub const VALUES_SCHEMES_ENV: &str = "RUNNER_PATCH_VALUES_SCHEMES";
 /// Operator setting: the Helm 4 post-renderer plugin name (default `runner-patch`).
@@ -53,9 +63,6 @@ pub const CHART_ENV: &str = "ARGOCD_ENV_CHART";
 pub const CONFIG_ENV: &str = "ARGOCD_ENV_RUNNER_PATCH_CONFIG";
 /// Application parameter: values files, `PARAM_VALUES_FILES_0`, `_1`, …
 pub const VALUES_PARAM_PREFIX: &str = "PARAM_VALUES_FILES_";
-
-/// Largest Chart.yaml read to find `file://` dependencies.
-const MAX_CHART_YAML_BYTES: u64 = 1 << 20;
 
 /// The environment of a CMP step: variables and working directory.
 #[derive(Debug, Clone)]
@@ -160,7 +167,7 @@ impl Repository {
         let path = Path::new(written);
         if path.has_root() {
             return Err(format!(
-                "{shown} is an absolute path: name files relative to the application directory, inside the repository"
+                "{shown} is an absolute path: name files by a relative path inside the repository (from the application directory; a dependency from its chart)"
             ));
         }
         let relative = base.join(path);
@@ -227,25 +234,31 @@ impl Repository {
                 if file_type.is_dir() {
                     pending.push(name);
                 } else if file_type.is_symlink() {
-                    match self.dir.metadata(&name) {
-                        Ok(_) => {}
-                        // A link to nothing inside the repository reads nothing.
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-                            ) => {}
-                        Err(_) => {
-                            return Err(format!(
-                                "the symbolic link {:?} in the repository leads outside it (or into a loop)",
-                                name.display().to_string()
-                            ));
-                        }
-                    }
+                    self.check_link(&name)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Refuses the symbolic link `name` (relative to the root) unless it resolves, now, to
+    /// something inside the repository *and* its text stays inside lexically. A link to nothing
+    /// is refused too: Helm creates directories while it runs (`tmpcharts-<pid>` during
+    /// `dependency build`), so a link through one that does not exist yet would lead wherever
+    /// its `..` climb once it does. One message for every case.
+    fn check_link(&self, name: &Path) -> Result<(), String> {
+        let refused = || {
+            format!(
+                "the symbolic link {:?} in the repository leads outside it, to nothing, or into a loop",
+                name.display().to_string()
+            )
+        };
+        let target = std::fs::read_link(self.root.join(name)).map_err(|_| refused())?;
+        let from = name.parent().unwrap_or(Path::new(""));
+        if target.has_root() || leaves_lexically(&from.join(&target)) {
+            return Err(refused());
+        }
+        self.dir.metadata(name).map(|_| ()).map_err(|_| refused())
     }
 }
 
@@ -288,13 +301,7 @@ pub fn generate_args(
 ) -> Result<Vec<OsString>, String> {
     repo.check_symlinks()?;
     let chart = chart(repo, env)?;
-    let allowed: Vec<String> = env
-        .get(VALUES_SCHEMES_ENV)
-        .unwrap_or("")
-        .split([',', ' '])
-        .filter(|s| !s.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect();
+    let allowed = schemes(env, VALUES_SCHEMES_ENV);
     let mut values = Vec::new();
     for i in 0.. {
         let name = format!("{VALUES_PARAM_PREFIX}{i}");
@@ -340,7 +347,11 @@ pub fn generate_args(
     let name = env
         .non_empty("ARGOCD_APP_NAME")
         .ok_or("ARGOCD_APP_NAME is not set")?;
-    let mut args: Vec<OsString> = vec!["template".into()];
+    // Helm's JSON-Schema loader follows `$ref`, `$id` and `$schema` of a chart's (or a
+    // subchart's, archives included) values.schema.json to file:// and http(s) URLs: any file
+    // of the machine into an error message, an existence oracle, a FIFO that hangs. The schema
+    // is the chart author's; skipping it costs a benign chart only an early values check.
+    let mut args: Vec<OsString> = vec!["template".into(), "--skip-schema-validation".into()];
     if let Some(ns) = env.non_empty("ARGOCD_APP_NAMESPACE") {
         args.push(format!("--namespace={ns}").into());
     }
@@ -378,42 +389,30 @@ pub fn generate_args(
 }
 
 /// `helm dependency build` argv for the init step when the chart declares dependencies (after
-/// checking that every `file://` dependency is inside the repository), else `None`.
+/// checking every dependency source Helm reads, see [`dependencies`]), else `None`.
 pub fn init_args(env: &Env, repo: &Repository) -> Result<Option<Vec<OsString>>, String> {
     repo.check_symlinks()?;
     let chart = chart(repo, env)?;
-    let chart_dir = repo.root.join(&chart);
-    if !chart_dir.is_dir() {
+    if !repo.root.join(&chart).is_dir() {
         return Ok(None); // an archive carries its dependencies
     }
-    let chart_yaml = chart_dir.join("Chart.yaml");
-    // Every link in the repository was checked to stay inside it: following is safe.
-    let Ok(meta) = std::fs::metadata(&chart_yaml) else {
+    let allowed = schemes(env, DEPENDENCY_SCHEMES_ENV);
+    if !dependencies::check(repo, &chart, &allowed)? {
         return Ok(None);
-    };
-    if !meta.is_file() || meta.len() > MAX_CHART_YAML_BYTES {
-        return Err("the chart's Chart.yaml is not a regular file of at most 1 MiB".into());
-    }
-    let text = std::fs::read_to_string(&chart_yaml)
-        .map_err(|e| format!("the chart's Chart.yaml cannot be read: {}", e.kind()))?;
-    let parsed: serde_json::Value = crate::manifest::yaml::parse(&text)
-        .map_err(|_| "the chart's Chart.yaml is not valid YAML".to_owned())?;
-    let Some(dependencies) = parsed.get("dependencies").and_then(|d| d.as_array()) else {
-        return Ok(None);
-    };
-    for (i, dep) in dependencies.iter().enumerate() {
-        let Some(repository) = dep.get("repository").and_then(|r| r.as_str()) else {
-            continue;
-        };
-        let Some(local) = repository.strip_prefix("file://") else {
-            continue; // chart repositories: fetched by Helm as Argo CD's own Helm support does
-        };
-        let source = format!("Chart.yaml dependencies[{i}].repository");
-        repo.resolve_from(&chart, &source, local)?;
     }
     let mut args: Vec<OsString> = vec!["dependency".into(), "build".into(), "--".into()];
     args.push(repo.seen_from_app(&chart).into_os_string());
     Ok(Some(args))
+}
+
+/// The operator's comma- (or space-) separated scheme list in `name`, lower-case.
+fn schemes(env: &Env, name: &str) -> Vec<String> {
+    env.get(name)
+        .unwrap_or("")
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect()
 }
 
 /// The helm binary the steps run.
@@ -486,6 +485,7 @@ mod tests {
             args,
             [
                 "template",
+                "--skip-schema-validation",
                 "--namespace=ns --debug",
                 "--values=./-v.yaml",
                 "--values=https://example.com/v.yaml",
@@ -500,6 +500,29 @@ mod tests {
         // Helm 3 runs this binary (or the operator's RUNNER_PATCH_BIN).
         let args = generate_args(&e, &repo, 3, Path::new("/bin/rp")).unwrap();
         assert!(args.iter().any(|a| a == "--post-renderer=/bin/rp"));
+    }
+
+    #[test]
+    fn links_must_resolve_inside_now_and_stay_inside_lexically() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/v.yaml"), "").unwrap();
+        let e = env(&[], &root);
+        let repo = Repository::locate(&e).unwrap();
+        let link = |target: &str| {
+            let at = root.join("a/b/l");
+            let _ = std::fs::remove_file(&at);
+            std::os::unix::fs::symlink(target, &at).unwrap();
+            repo.check_link(Path::new("a/b/l"))
+        };
+        assert!(link("../v.yaml").is_ok());
+        assert!(link("../../a/v.yaml").is_ok());
+        // To nothing (yet), through a directory Helm would create, absolute, out and back in.
+        assert!(link("../missing.yaml").is_err());
+        assert!(link("../tmpcharts-1/../../../x").is_err());
+        assert!(link(&root.join("a/v.yaml").display().to_string()).is_err());
+        assert!(link("../../../repo/a/v.yaml").is_err());
     }
 
     #[test]

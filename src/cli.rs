@@ -119,8 +119,9 @@ pub struct DiffArgs {
 /// The CMP steps (run in the Argo CD sidecar with the app directory as working directory).
 #[derive(Debug, Subcommand)]
 pub enum ArgocdStep {
-    /// `init`: `helm dependency build` when the chart declares dependencies (`file://` ones must
-    /// be inside the repository).
+    /// `init`: `helm dependency build` when the chart declares dependencies (in Chart.yaml,
+    /// requirements.yaml or a lock file): `file://` ones must be inside the repository, remote
+    /// ones need their scheme in RUNNER_PATCH_DEPENDENCY_SCHEMES.
     Init,
     /// `generate`: `helm template` of ARGOCD_ENV_CHART with the `PARAM_VALUES_FILES_<n>` values
     /// files and runner-patch (ARGOCD_ENV_RUNNER_PATCH_CONFIG) as post-renderer; every path must

@@ -251,25 +251,31 @@ fn patch_stream<'a>(
 
 /// The stream filter: the input (a file, or stdin) → stdout.
 fn run_filter(args: &PatchArgs) -> Exit {
-    let reporter = Reporter::new(args.error_file.as_deref());
-    let result = (|| {
-        let (source, name) = open_input(args.input.as_deref())?.ok_or_else(no_input)?;
-        let input = source.bytes();
-        // A KRM function host (kustomize --enable-exec, kpt) sends a ResourceList: same binary.
-        let result = if args.config.is_none()
-            && !args.has_patch_flags()
-            && runner_patch::krm::is_resource_list(input)
-        {
-            utf8(input, &name, Exit::Input).and_then(|text| krm(text, &reporter))
-        } else {
-            filter(args, input, &reporter)
-        };
-        // The process ends now: unmapping a large input first would only add a TLB flush and a
-        // system call to the teardown that exit does anyway.
-        std::mem::forget(source);
-        result
-    })();
-    finish(result, &reporter)
+    // Without a spec and patch flags the input may be a ResourceList from a KRM host (kustomize
+    // --enable-exec, kpt), which sets the function's environment from the functionConfig: the
+    // kustomization's author then controls RUNNER_PATCH_ERROR_FILE and RUNNER_PATCH_FILE_ROOT.
+    // Such a run honours neither, exactly as `runner-patch krm` does: the error file is opened
+    // only once the input is known to be a manifest stream.
+    let may_be_krm = args.config.is_none() && !args.has_patch_flags();
+    let operator = Reporter::new(args.error_file.as_deref());
+    let krm_host = Reporter::new(None);
+    let before_input = if may_be_krm { &krm_host } else { &operator };
+    let input = match open_input(args.input.as_deref()).and_then(|i| i.ok_or_else(no_input)) {
+        Ok(input) => input,
+        Err(f) => return finish(Err(f), before_input),
+    };
+    let (source, name) = input;
+    let bytes = source.bytes();
+    let (result, reporter) = if may_be_krm && runner_patch::krm::is_resource_list(bytes) {
+        let result = utf8(bytes, &name, Exit::Input).and_then(|text| krm(text, &krm_host));
+        (result, &krm_host)
+    } else {
+        (filter(args, bytes, &operator), &operator)
+    };
+    // The process ends now: unmapping a large input first would only add a TLB flush and a
+    // system call to the teardown that exit does anyway.
+    std::mem::forget(source);
+    finish(result, reporter)
 }
 
 /// The filter proper. The input is checked to be UTF-8 document by document as it is split.

@@ -612,3 +612,222 @@ fn init_refuses_file_dependencies_outside_the_repository() {
         assert!(d.iter().any(|x| x["kind"] == "Deployment"));
     }
 }
+
+// ---- Dependencies from every file Helm reads them from (review finding F1) ----
+
+/// `other-app/vchart` (outside the repository, its values holding the secret), an in-repo
+/// `sub` chart of the same name and version, and a template that shows what `vchart` rendered.
+fn with_dependency_probe(f: &Fixture) -> PathBuf {
+    let victim = f.other().join("vchart");
+    fs::create_dir_all(victim.join("templates")).unwrap();
+    fs::write(
+        victim.join("Chart.yaml"),
+        "apiVersion: v2\nname: vchart\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    fs::write(
+        victim.join("values.yaml"),
+        format!("dbPassword: {OTHER_APP_SECRET}\n"),
+    )
+    .unwrap();
+    let app = f.src().join("apps/gitlab-runner");
+    fs::create_dir_all(app.join("sub/templates")).unwrap();
+    fs::write(
+        app.join("sub/Chart.yaml"),
+        "apiVersion: v2\nname: vchart\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    fs::write(
+        app.join("templates/dependency-probe.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dependency-probe\ndata:\n  seen: {{ .Values.vchart | toJson | quote }}\n",
+    )
+    .unwrap();
+    victim
+}
+
+/// Helm's lock digest (`resolver.HashReq`): sha256 of the JSON of `[requested, locked]`.
+fn lock_file(requested: &str, locked: &str) -> String {
+    use sha2::Digest;
+    let dep =
+        |repo: &str| format!(r#"{{"name":"vchart","version":"0.1.0","repository":"{repo}"}}"#);
+    let json = format!("[[{}],[{}]]", dep(requested), dep(locked));
+    let digest = sha2::Sha256::digest(json.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "dependencies:\n- name: vchart\n  repository: {locked}\n  version: 0.1.0\ndigest: sha256:{hex}\ngenerated: \"2024-01-01T00:00:00Z\"\n"
+    )
+}
+
+fn add_dependency(f: &Fixture, repository: &str) {
+    let chart_yaml = f.src().join("apps/gitlab-runner/Chart.yaml");
+    let mut text = fs::read_to_string(&chart_yaml).unwrap();
+    text.push_str(&format!(
+        "dependencies:\n  - name: vchart\n    version: 0.1.0\n    repository: {repository}\n"
+    ));
+    fs::write(&chart_yaml, text).unwrap();
+}
+
+#[test]
+fn dependencies_in_requirements_and_lock_files_are_checked_too() {
+    for lock in ["Chart.lock", "requirements.lock"] {
+        let f = Fixture::new();
+        let victim = with_dependency_probe(&f);
+        add_dependency(&f, "file://./sub");
+        // The lock names the other application's chart, with the digest Helm checks.
+        let locked = format!("file://{}", victim.display());
+        fs::write(
+            f.src().join("apps/gitlab-runner").join(lock),
+            lock_file("file://./sub", &locked),
+        )
+        .unwrap();
+        for helm in [helm4(), helm3()] {
+            let out = f.run(&helm, &[]);
+            refused(&out, &format!("{lock} dependencies[0].repository"));
+            refused(&out, "is an absolute path");
+        }
+    }
+    // requirements.yaml is merged over Chart.yaml even for apiVersion v2.
+    let f = Fixture::new();
+    with_dependency_probe(&f);
+    add_dependency(&f, "file://./sub");
+    fs::write(
+        f.src().join("apps/gitlab-runner/requirements.yaml"),
+        "dependencies:\n  - name: vchart\n    version: 0.1.0\n    repository: file://../../../other-app/vchart\n",
+    )
+    .unwrap();
+    for helm in [helm4(), helm3()] {
+        let out = f.run(&helm, &[]);
+        refused(&out, "requirements.yaml dependencies[0].repository");
+        refused(&out, "leads outside the repository");
+    }
+}
+
+#[test]
+fn dependency_keys_are_matched_as_helm_matches_them_and_subcharts_are_followed() {
+    let f = Fixture::new();
+    let victim = with_dependency_probe(&f);
+    // Go's JSON step matches `Repoſitory` (long s) to `repository`.
+    let chart_yaml = f.src().join("apps/gitlab-runner/Chart.yaml");
+    let original = fs::read_to_string(&chart_yaml).unwrap();
+    fs::write(
+        &chart_yaml,
+        format!(
+            "{original}dependencies:\n  - name: vchart\n    version: 0.1.0\n    Repoſitory: file://{}\n",
+            victim.display()
+        ),
+    )
+    .unwrap();
+    for helm in [helm4(), helm3()] {
+        refused(&f.run(&helm, &[]), "is an absolute path");
+    }
+    // A file:// subchart inside the repository whose own dependencies leave it.
+    let g = Fixture::new();
+    with_dependency_probe(&g);
+    add_dependency(&g, "file://./sub");
+    fs::write(
+        g.src().join("apps/gitlab-runner/sub/Chart.yaml"),
+        "apiVersion: v2\nname: vchart\nversion: 0.1.0\ndependencies:\n  - name: x\n    version: 0.1.0\n    repository: file://../../../../other-app/vchart\n",
+    )
+    .unwrap();
+    refused(
+        &g.run(&helm4(), &[]),
+        "sub/Chart.yaml dependencies[0].repository",
+    );
+}
+
+#[test]
+fn remote_dependencies_need_the_operators_scheme_and_local_locks_still_build() {
+    let f = Fixture::new();
+    with_dependency_probe(&f);
+    add_dependency(&f, "https://charts.example.invalid");
+    let out = f.run(&helm4(), &[]);
+    refused(&out, "RUNNER_PATCH_DEPENDENCY_SCHEMES");
+    // Allowed: Helm is asked to fetch it (here it cannot: no network, no such host).
+    let out = f.run(
+        &helm4(),
+        &[("RUNNER_PATCH_DEPENDENCY_SCHEMES", "https,oci")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty());
+    assert!(
+        !stderr.contains("RUNNER_PATCH_DEPENDENCY_SCHEMES"),
+        "{stderr}"
+    );
+    // A lock inside the repository builds and renders, with Helm 4 and Helm 3.
+    let g = Fixture::new();
+    with_dependency_probe(&g);
+    add_dependency(&g, "file://./sub");
+    fs::write(
+        g.src().join("apps/gitlab-runner/Chart.lock"),
+        lock_file("file://./sub", "file://./sub"),
+    )
+    .unwrap();
+    for helm in [helm4(), helm3()] {
+        let d = rendered(&g.run(&helm, &[]));
+        assert_eq!(
+            find(&d, "ConfigMap", "dependency-probe")["data"]["seen"],
+            r#"{"global":{}}"#
+        );
+    }
+}
+
+// ---- values.schema.json references (F2) ----
+
+#[test]
+fn schema_references_are_not_followed() {
+    let f = Fixture::new();
+    // An outside JSON schema whose enum holds the secret: a failed validation would print it.
+    fs::write(
+        f.other().join("leak.json"),
+        format!("{{\"type\":\"string\",\"enum\":[\"{OTHER_APP_SECRET}\"]}}"),
+    )
+    .unwrap();
+    let schema = format!(
+        "{{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"type\":\"object\",\"properties\":{{\"dbPassword\":{{\"$ref\":\"file://{}\"}}}}}}",
+        f.other().join("leak.json").display()
+    );
+    let app = f.src().join("apps/gitlab-runner");
+    fs::write(app.join("values.schema.json"), &schema).unwrap();
+    // The same in an unpacked subchart.
+    fs::create_dir_all(app.join("charts/sub")).unwrap();
+    fs::write(
+        app.join("charts/sub/Chart.yaml"),
+        "apiVersion: v2\nname: sub\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    fs::write(app.join("charts/sub/values.schema.json"), &schema).unwrap();
+    for helm in [helm4(), helm3()] {
+        // dbPassword from the shared values does not match the enum: a validation would fail.
+        let out = f.run(
+            &helm,
+            &[("PARAM_VALUES_FILES_1", "../../shared/values-shared.yaml")],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains(OTHER_APP_SECRET), "{stderr}");
+        let d = rendered(&out);
+        assert_eq!(
+            find(&d, "ConfigMap", "values-probe")["data"]["dbPassword"],
+            "shared-in-repo"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(OTHER_APP_SECRET));
+    }
+}
+
+// ---- Symbolic links to nothing (F3) ----
+
+#[test]
+fn dangling_links_and_links_that_climb_out_are_refused() {
+    for target in [
+        // Through the directory `helm dependency build` creates (`tmpcharts-<pid>`): resolves
+        // to the other application once Helm has made it.
+        "../../apps/gitlab-runner/tmpcharts-4242/../../../../other-app/values.yaml",
+        // To a file that does not exist (yet).
+        "../later.yaml",
+    ] {
+        let f = Fixture::new();
+        f.link(Path::new(target), "shared/sub/leak.txt");
+        for helm in [helm4(), helm3()] {
+            refused(&f.run(&helm, &[]), "leads outside it, to nothing");
+        }
+    }
+}

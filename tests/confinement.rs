@@ -772,3 +772,77 @@ fn the_same_without_openat2() {
     refused(&run("pipe.crt"), "is a FIFO");
     refused(&run("../outside/secret.crt"), "leads outside");
 }
+
+/// One ~1 MiB bundle named for a hundred hosts: read once, but each reference writes it out
+/// again; what the references produce together is capped (review finding F4: 111 MB of output
+/// and 320 MB of memory before).
+#[test]
+fn a_bundle_named_for_a_hundred_hosts_is_capped_on_what_it_produces() {
+    let l = Layout::new();
+    let copies = (1_000_000 / l.root_pem.len()).max(1);
+    fs::write(l.app().join("bundle.crt"), l.root_pem.repeat(copies)).unwrap();
+    let mut refs = vec!["certs/gitlab.crt"];
+    refs.extend(std::iter::repeat_n("bundle.crt", 100));
+    fs::write(l.app().join("runner-patch.yaml"), spec(&refs)).unwrap();
+    let (out, max_rss_kib) = run_measured(
+        Command::new(BIN)
+            .current_dir(l.app())
+            .args(["--config", "runner-patch.yaml"])
+            .env_remove("HELM_PLUGIN_NAME"),
+        input().as_bytes(),
+    );
+    let stderr = refused(
+        &out,
+        "the certificates of all references together come to more than the 4 MiB allowed",
+    );
+    // The fifth copy passes the cap: the fourth is still fine.
+    assert!(stderr.contains("spec.certificates[5].file"), "{stderr}");
+    assert!(
+        max_rss_kib < 60 * 1024,
+        "max RSS {max_rss_kib} KiB: the copies were made"
+    );
+    // Three references to it are fine.
+    let out = l.run_spec(
+        &spec(&["certs/gitlab.crt", "bundle.crt", "bundle.crt", "bundle.crt"]),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A ResourceList on stdin (no `krm` subcommand) is a KRM run: the function's envs come from
+/// the kustomization, so RUNNER_PATCH_ERROR_FILE is ignored as under `runner-patch krm` (F5).
+#[test]
+fn a_resource_list_on_stdin_ignores_the_error_file_like_krm() {
+    let l = Layout::new();
+    let victim = l.outside().join("victim.log");
+    fs::write(&victim, "operator's log\n").unwrap();
+    let list = "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems: []\nfunctionConfig:\n  apiVersion: runner-patch.dev/v1alpha1\n  kind: RunnerPatch\n  metadata:\n    name: x\n  spec:\n    certificates:\n      - host: gitlab.test.helm.example.com\n        for: gitlab\n        file: ../outside/secret.crt\n";
+    for krm_subcommand in [true, false] {
+        let mut cmd = Command::new(BIN);
+        if krm_subcommand {
+            cmd.arg("krm");
+        }
+        let out = run_with_stdin(
+            cmd.current_dir(l.app())
+                .env_remove("HELM_PLUGIN_NAME")
+                .env("RUNNER_PATCH_ERROR_FILE", &victim)
+                .env("RUNNER_PATCH_FILE_ROOT", "/"),
+            list,
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        // KRM answers with a ResourceList holding the error, on stdout.
+        assert!(stdout.contains("leads outside the file root"), "{stdout}");
+        assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+        assert_eq!(
+            fs::read_to_string(&victim).unwrap(),
+            "operator's log\n",
+            "krm subcommand: {krm_subcommand}"
+        );
+    }
+}

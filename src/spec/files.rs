@@ -31,7 +31,9 @@ use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 /// Largest certificate file read: a CA bundle is tens of kilobytes (Mozilla's whole set is
 /// ~220 KB), so 1 MiB leaves room without letting a spec make us hold anything large.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
-/// Largest sum of all (distinct) certificate files of one run.
+/// Largest sum of all (distinct) certificate files of one run, and of the certificates all
+/// references produce together (`spec::resolve_certificate_files`: a file named for several
+/// hosts counts once per host).
 pub const MAX_TOTAL_BYTES: u64 = 4 << 20;
 
 /// The environment variable that sets the file root (operator only, like the flag).

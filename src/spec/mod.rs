@@ -196,19 +196,35 @@ pub fn resolve_certificate_files(
     origin: &str,
 ) -> Result<(), Error> {
     let mut problems = Vec::new();
+    // A file is read once however often it is named, but every reference writes its
+    // certificates out again (a ConfigMap per host): the cap is on what the references produce,
+    // so that a 1 MiB bundle named by a hundred hosts cannot make a hundred copies.
+    let mut produced: u64 = 0;
     for (i, cert) in spec.certificates.iter_mut().enumerate() {
         let (field, text) = match (&cert.file, &cert.pem) {
             (Some(file), _) => ("file", files.read(file)),
             (None, Some(pem)) => ("pem", Ok(pem.clone().into_bytes())),
             (None, None) => continue,
         };
-        match text.and_then(|bytes| certificate::normalize(&bytes)) {
-            Ok(pem) => cert.resolved_pem = Some(pem),
-            Err(message) => problems.push(SpecProblem {
-                path: format!("spec.certificates[{i}].{field}"),
-                position: None,
-                message,
-            }),
+        let normalized = text.and_then(|bytes| certificate::normalize(&bytes));
+        let problem = |message| SpecProblem {
+            path: format!("spec.certificates[{i}].{field}"),
+            position: None,
+            message,
+        };
+        match normalized {
+            Ok(pem) => {
+                produced += pem.len() as u64;
+                if produced > files::MAX_TOTAL_BYTES {
+                    problems.push(problem(format!(
+                        "the certificates of all references together come to more than the {} MiB allowed (a file named for several hosts counts once per host)",
+                        files::MAX_TOTAL_BYTES >> 20
+                    )));
+                    break;
+                }
+                cert.resolved_pem = Some(pem);
+            }
+            Err(message) => problems.push(problem(message)),
         }
     }
     if problems.is_empty() {
