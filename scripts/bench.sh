@@ -9,10 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "hyperfine not found: apt-get install hyperfine" >&2; exit 1; }
-scripts/install-test-tools.sh >/dev/null
-cargo build --release --quiet
-# .cargo/config.toml builds for the named host triple (static glibc on Linux).
-bin="$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/runner-patch"
+scripts/install-test-tools.sh helm >/dev/null
+# The shipped binary: the distribution build (static, fat LTO) of scripts/build-dist.sh.
+bin="$(scripts/build-dist.sh | tail -n1)"
 kubectl="$PWD/.tools/kubectl/kubectl"
 out="${BENCH_OUT:-$PWD/bench-out}"
 mkdir -p "$out"

@@ -31,22 +31,12 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn tool(rel: &str) -> PathBuf {
-    let path = repo().join(".tools").join(rel);
-    assert!(
-        path.is_file(),
-        "{} not found: run scripts/install-test-tools.sh",
-        path.display()
-    );
-    path
-}
-
 fn helm4() -> PathBuf {
-    tool("helm4/helm")
+    common::tools::helm4()
 }
 
 fn helm3() -> PathBuf {
-    tool("helm3/helm")
+    common::tools::helm3()
 }
 
 /// Copies a tree, keeping symbolic links as links (the CMP server's tarball does).

@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -349,49 +349,54 @@ fn the_total_of_all_files_is_capped_before_reading() {
     assert!(!stderr.contains("part3.crt\": the certificate"), "{stderr}");
 }
 
-/// Runs `cmd` to completion and returns its output and its own peak RSS (KiB, from wait4).
-// Reaped by wait4 below (std's wait would not report the child's resource usage).
-#[allow(clippy::zombie_processes)]
+/// Runs `cmd` to completion and returns its output and its own peak RSS (KiB).
+///
+/// Measured through a small python3 parent: Linux carries the peak RSS of the process that
+/// execs into the new image's `maxrss`, and this test process (which holds other tests' large
+/// outputs) would otherwise leak its own peak into the child's figure. python3's own few MiB are
+/// the floor of what this reports.
 fn run_measured(cmd: &mut Command, input: &[u8]) -> (Output, i64) {
-    let mut child = cmd
+    const PARENT: &str = "import resource, subprocess, sys\n\
+        code = subprocess.run(sys.argv[2:]).returncode\n\
+        open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n\
+        sys.exit(code if code >= 0 else 128 - code)\n";
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut measured = Command::new("python3");
+    measured
+        .arg("-c")
+        .arg(PARENT)
+        .arg(report.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        measured.current_dir(dir);
+    }
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => measured.env(key, v),
+            None => measured.env_remove(key),
+        };
+    }
+    let mut child = measured
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    child
-        .stdout
-        .take()
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Fed from a thread, so that a child that answers before reading all of it cannot block us.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let max_rss_kib = fs::read_to_string(report.path())
         .unwrap()
-        .read_to_end(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_end(&mut stderr)
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: plain system call on our own child, with valid pointers to locals.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32);
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    let status = std::os::unix::process::ExitStatusExt::from_raw(code << 8);
-    (
-        Output {
-            status,
-            stdout,
-            stderr,
-        },
-        usage.ru_maxrss,
-    )
+        .trim()
+        .parse()
+        .expect("python3 reported the peak RSS");
+    (out, max_rss_kib)
 }
 
 #[test]
@@ -539,11 +544,7 @@ fn the_operator_widens_the_root_by_flag_or_environment_and_only_so() {
 /// (the kustomization author's) cannot widen the root, name an input file or an error file.
 #[test]
 fn kustomize_legacy_plugin_resolves_against_the_kustomization_root() {
-    let kubectl = repo().join(".tools/kubectl/kubectl");
-    assert!(
-        kubectl.is_file(),
-        "run scripts/install-test-tools.sh (kubectl)"
-    );
+    let kubectl = common::tools::kubectl();
     let l = Layout::new();
     let app = l.app();
     fs::copy(

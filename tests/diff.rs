@@ -348,15 +348,7 @@ fn errors_leave_stdout_empty() {
 // --- The real Helm 4 -------------------------------------------------------------------------
 
 fn helm4() -> PathBuf {
-    let path = std::env::var_os("RUNNER_PATCH_HELM4")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/helm4/helm"));
-    assert!(
-        path.is_file(),
-        "{} not found: run scripts/install-test-tools.sh (or set RUNNER_PATCH_HELM4)",
-        path.display()
-    );
-    path
+    common::tools::helm4()
 }
 
 fn helm(home: &Path) -> Command {

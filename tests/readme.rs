@@ -3,7 +3,7 @@
 //! Every fenced block whose info string is `sh run` is run by bash (`-euo pipefail`), one block
 //! after the other, in a copy of the repository (named `runner-patch`, as a clone is), with a
 //! temporary empty HOME and only the real tools on PATH: helm (Helm 4), helm3, kubectl (from
-//! `.tools/`, installed by scripts/install-test-tools.sh) and the runner-patch built for this test.
+//! `.tools/`, installed on first use by scripts/install-test-tools.sh) and the runner-patch built for this test.
 //! Its stdout and stderr together must equal the `text` block that follows it, or be empty when
 //! none follows (so a stray warning fails the test). A block whose info string has `file=PATH`
 //! must equal that file of the repository.
@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use libtest_mimic::{Arguments, Failed, Trial};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_runner-patch");
 
@@ -87,6 +89,7 @@ fn steps(blocks: &[Block], markdown: &str) -> Vec<Step> {
 
 /// The real tools, or why they are missing.
 fn tools() -> Result<Vec<(&'static str, PathBuf)>, String> {
+    common::tools::install_wheel_tools()?;
     let tools = repo().join(".tools");
     let wanted = [
         ("helm", tools.join("helm4/helm")),

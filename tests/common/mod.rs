@@ -1,6 +1,8 @@
 //! Test certificates, generated relative to now so that no date can make the suite fail later.
 #![allow(dead_code)]
 
+pub(crate) mod tools;
+
 use std::io::Write;
 use std::path::Path;
 
