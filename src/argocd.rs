@@ -18,7 +18,7 @@
 //! - The chart's dependencies, from every file Helm reads them from (`Chart.yaml`,
 //!   `requirements.yaml`, `Chart.lock`, `requirements.lock`, recursively in `file://` subcharts),
 //!   must be `file://` paths inside the repository, or remote repositories whose scheme the
-//!   operator allows in `RUNNER_PATCH_DEPENDENCY_SCHEMES` ([`dependencies`]).
+//!   operator allows in `RUNNER_PATCH_DEPENDENCY_SCHEMES` (`argocd::dependencies`).
 //! - Every symbolic link in the repository must resolve, now, inside it, and its text must not
 //!   climb out (absolute, or `..` above the root): Helm follows links when it loads a chart
 //!   directory, so a link anywhere in it (`templates/x.yaml -> /proc/self/environ`) would
@@ -403,7 +403,7 @@ fn refuse_comma(name: &str, written: &str) -> Result<(), String> {
 }
 
 /// `helm dependency build` argv for the init step when the chart declares dependencies (after
-/// checking every dependency source Helm reads, see [`dependencies`]), else `None`.
+/// checking every dependency source Helm reads, see `argocd::dependencies`), else `None`.
 pub fn init_args(env: &Env, repo: &Repository) -> Result<Option<Vec<OsString>>, String> {
     repo.check_symlinks()?;
     let chart = chart(repo, env)?;

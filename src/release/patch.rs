@@ -59,7 +59,8 @@ pub(crate) fn patch(
     let mut out = Output::default();
     let cm = &found.parsed[&release.configmap];
     let cm_doc = &docs[&release.configmap];
-    // The runner TOML is parsed once here; the checks and the edit share the document.
+    // The runner TOML is cut at its [[runners]] entries and each piece parsed once: the first
+    // entry's here (for the job namespace), the others as they are checked and edited.
     let source = toml_source(cm);
     // `register --template-config` reads the template, and the env vars win over it; with
     // `runners.configOverride` the runner runs config.toml as it is and env vars change nothing.
@@ -71,7 +72,7 @@ pub(crate) fn patch(
         }
     );
     let toml_namespace = match &source {
-        TomlSource::Found { doc: Ok(doc), .. } => toml::job_namespace(doc),
+        TomlSource::Found { doc: Ok(doc), .. } => doc.job_namespace(),
         _ => None,
     };
     let job_namespace = register::job_namespace(
@@ -95,14 +96,18 @@ pub(crate) fn patch(
         .extend(plan.trust.job_secrets.iter().cloned());
     release_toml.tls_ca_file = plan.trust.tls_ca_file.clone();
     let writes = register::writes(&release_toml);
-    out.warnings.extend(chart_toml_warnings(
+    let checks = ChartChecks {
+        writes: &writes,
+        executor: register::executor(&deploy.value, release.container),
+    };
+    let new_cm = patch_configmap(
         cm,
         cm_doc,
-        &source,
-        &writes,
-        register::executor(&deploy.value, release.container),
-    ));
-    let new_cm = patch_configmap(cm, cm_doc, &release_toml, source, &mut out.warnings)?;
+        &release_toml,
+        source,
+        &checks,
+        &mut out.warnings,
+    )?;
     // What register would do with env vars that shadow what was just written.
     let env = if through_register {
         register::check_env(
@@ -323,43 +328,59 @@ fn plan_certificates(
     })
 }
 
-/// What the runner and `register` (run by `executor`) will make of the chart's TOML, keys the
-/// patch overwrites (`writes`) aside, each with its TOML and stream line.
+/// What the chart's TOML is checked for while it is patched: what the runner and `register`
+/// (run by `executor`) will make of it, keys the patch overwrites (`writes`) aside.
+struct ChartChecks<'w> {
+    writes: &'w [register::Write],
+    executor: Option<&'w str>,
+}
+
+impl ChartChecks<'_> {
+    /// The notes on one piece of the TOML under `key`, with lines and `[[runners]]` indexes of
+    /// the whole TOML.
+    fn notes(&self, key: &str, part: &toml::Part<'_>) -> Vec<register::TomlNote> {
+        let mut found = register::toml_problems(&part.doc, self.writes);
+        if key == TEMPLATE_KEY {
+            found.extend(register::template_warnings(&part.doc, self.executor));
+        }
+        for note in &mut found {
+            note.path = part.path(&note.path);
+            note.line = note.line.map(|l| part.line(l));
+        }
+        found
+    }
+}
+
+/// The warnings for `notes` on the TOML under `data[key]` of `cm`, each with its TOML and stream
+/// line.
 fn chart_toml_warnings(
     cm: &Parsed,
     cm_doc: &Doc<'_>,
-    source: &TomlSource<'_>,
-    writes: &[register::Write],
-    executor: Option<&str>,
-) -> Vec<String> {
-    let TomlSource::Found {
-        key, doc: Ok(doc), ..
-    } = source
-    else {
-        return Vec::new();
+    key: &str,
+    notes: Vec<register::TomlNote>,
+) -> impl Iterator<Item = String> {
+    let scalar_line = if notes.iter().any(|n| n.line.is_some()) {
+        block_scalar_line(cm_doc, key)
+    } else {
+        None
     };
-    let mut found = register::toml_problems(doc, writes);
-    if *key == TEMPLATE_KEY {
-        found.extend(register::template_warnings(doc, executor));
-    }
-    found
-        .into_iter()
-        .map(|note| {
-            let position = note
-                .line
-                .map(|line| {
-                    let stream = block_scalar_line(cm_doc, key)
-                        .map(|l| format!(", stream line {}", l + line))
-                        .unwrap_or_default();
-                    format!(" (TOML line {line}{stream})")
-                })
-                .unwrap_or_default();
-            format!(
-                "{} data[{key:?}] {}{position}: {}",
-                cm.doc_ref, note.path, note.message
-            )
-        })
-        .collect()
+    let doc_ref = cm.doc_ref.clone();
+    let key = key.to_owned();
+    notes.into_iter().map(move |note| {
+        let position = note
+            .line
+            .map(|line| {
+                let stream = scalar_line
+                    .map(|l| format!(", stream line {}", l + line))
+                    .unwrap_or_default();
+                format!(" (TOML line {line}{stream})")
+            })
+            .unwrap_or_default();
+        format!(
+            "{doc_ref} data[{key:?}] {}{position}: {}",
+            note.path, note.message
+        )
+    })
 }
 
 /// The key of the chart's template TOML.
@@ -372,9 +393,8 @@ enum TomlSource<'v> {
     /// `config.template.toml`, or `config.toml` with `[[runners]]` (`runners.configOverride`).
     Found {
         key: &'static str,
-        text: &'v str,
-        /// Parsed with key positions (for messages), made editable only for the edit.
-        doc: Result<toml_edit::Document<&'v str>, TomlFailure>,
+        /// Cut into pieces, the first entry's parsed with key positions (for messages).
+        doc: Result<toml::RunnerToml<'v>, TomlFailure>,
     },
     /// `config.template.toml` is there but not a string.
     NotAString,
@@ -387,19 +407,22 @@ fn toml_source(cm: &Parsed) -> TomlSource<'_> {
     match data.and_then(|d| d.get(TEMPLATE_KEY)) {
         Some(Value::String(text)) => TomlSource::Found {
             key: TEMPLATE_KEY,
-            text,
-            doc: toml::parse(text),
+            doc: toml::RunnerToml::open(text),
         },
         Some(_) => TomlSource::NotAString,
         None => match data
             .and_then(|d| d.get("config.toml"))
             .and_then(Value::as_str)
         {
-            Some(text) => match toml::parse(text) {
-                Ok(doc) if toml::has_runners(&doc) => TomlSource::Found {
+            Some(text) => match toml::RunnerToml::open(text) {
+                Ok(doc) if doc.has_runners() => TomlSource::Found {
                     key: "config.toml",
-                    text,
                     doc: Ok(doc),
+                },
+                // Not TOML, but meant to hold runners: its error is reported.
+                Err(failure) if toml::has_runners_header(text) => TomlSource::Found {
+                    key: "config.toml",
+                    doc: Err(failure),
                 },
                 _ => TomlSource::Missing,
             },
@@ -408,19 +431,19 @@ fn toml_source(cm: &Parsed) -> TomlSource<'_> {
     }
 }
 
-/// Applies the TOML patch to the runner ConfigMap; `None` when it already holds everything.
+/// Applies the TOML patch to the runner ConfigMap, checking each piece of the TOML as it goes
+/// (`checks`, into `warnings`); `None` when it already holds everything.
 fn patch_configmap(
     cm: &Parsed,
     doc: &Doc<'_>,
     patch: &TomlPatch,
     source: TomlSource<'_>,
+    checks: &ChartChecks<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<ConfigMapChange>, Error> {
-    if patch.is_empty() {
-        return Ok(None);
-    }
-    let (key, text, parsed) = match source {
-        TomlSource::Found { key, text, doc } => (key, text, doc),
+    let (key, parsed) = match source {
+        TomlSource::Found { key, doc } => (key, doc),
+        _ if patch.is_empty() => return Ok(None),
         TomlSource::NotAString => {
             return Err(Error::Field {
                 doc: Box::new(cm.doc_ref.clone()),
@@ -436,18 +459,26 @@ fn patch_configmap(
             });
         }
     };
-    let applied = parsed
-        .and_then(|parsed| toml::apply_parsed(text, parsed.into_mut(), patch))
-        .map_err(|f| Error::Toml {
-            doc: Box::new(cm.doc_ref.clone()),
-            key: key.to_owned(),
-            toml_path: f.path,
-            position: f.line.map(|line| TomlPosition {
-                line,
-                stream_line: block_scalar_line(doc, key).map(|l| l + line),
-            }),
-            message: f.message,
-        })?;
+    let mut notes = Vec::new();
+    let applied =
+        parsed.and_then(|toml| toml.apply(patch, |part| notes.extend(checks.notes(key, part))));
+    if patch.is_empty() {
+        // Only the checks ran: a TOML the patch leaves alone is not refused here, and what was
+        // checked before a piece it stopped at is still said.
+        warnings.extend(chart_toml_warnings(cm, doc, key, notes));
+        return Ok(None);
+    }
+    let applied = applied.map_err(|f| Error::Toml {
+        doc: Box::new(cm.doc_ref.clone()),
+        key: key.to_owned(),
+        toml_path: f.path,
+        position: f.line.map(|line| TomlPosition {
+            line,
+            stream_line: block_scalar_line(doc, key).map(|l| l + line),
+        }),
+        message: f.message,
+    })?;
+    warnings.extend(chart_toml_warnings(cm, doc, key, notes));
     let r = &cm.doc_ref;
     warnings.extend(
         applied

@@ -73,9 +73,15 @@ impl Fragment {
         if !problems.is_empty() {
             return Err(problems);
         }
+        Ok(Fragment::from_checked_table(runner))
+    }
+
+    /// A fragment from a `[runners]` table that the caller has already checked against the
+    /// runner's keys (as [`Fragment::parse`] does), e.g. one compiled from other spec fields.
+    pub fn from_checked_table(runner: Table) -> Fragment {
         let mut values = Vec::new();
         collect_values(&runner, "", &mut values);
-        Ok(Fragment { runner, values })
+        Fragment { runner, values }
     }
 
     /// The table merged into each `[[runners]]` entry.
@@ -216,6 +222,14 @@ mod tests {
             }
         }
         assert!(refused.is_empty(), "{refused:#?}");
+    }
+
+    #[test]
+    fn a_checked_table_lists_its_values_like_a_parsed_one() {
+        let parsed = Fragment::parse("[runners.kubernetes]\nprivileged = true\n").unwrap();
+        let built = Fragment::from_checked_table(parsed.runner().clone());
+        assert_eq!(built.values(), parsed.values());
+        assert_eq!(built.runner().to_string(), parsed.runner().to_string());
     }
 
     #[test]

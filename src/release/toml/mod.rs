@@ -1,31 +1,36 @@
 //! Edits the runner TOML (`config.template.toml`, or `config.toml` with `configOverride`) with
 //! toml_edit, so the user's comments (Chinese ones too), key order and layout survive.
 //!
-//! Every `[[runners]]` entry gets the same patch. Existing entries are merged, never duplicated:
-//! host aliases by IP (hostnames unioned in order), volumes by name (unique across all volume
-//! kinds, as Kubernetes requires), pull policies replaced as a whole. New keys and tables are
-//! indented like their neighbours. This module knows nothing about YAML.
+//! Every `[[runners]]` entry gets the same patch, merged with the meaning the runner gives the
+//! TOML, not its layout (`node`, `keys`): a table written as a `[header]`, as dotted keys or
+//! inline is the same table, keys match ignoring case and are written into their existing
+//! spelling. Host aliases merge by IP (hostnames unioned in order), volumes by name (unique
+//! across all volume kinds, as Kubernetes requires), pull policies are replaced as a whole, a
+//! `runnerToml` fragment merges table by table (`merge`). New keys and tables are laid out like
+//! their neighbours. Entries are parsed one at a time (`chunks`, [`RunnerToml`]) so memory stays
+//! proportional to the largest entry; each piece is parsed once, and the caller's checks read it
+//! (with lines and entry indexes of the whole TOML) before it is edited. This module knows
+//! nothing about YAML.
 
-use std::collections::BTreeSet;
+mod chunks;
+mod host_aliases;
+mod indent;
+mod keys;
+mod merge;
+mod node;
+mod pull_policy;
+mod volumes;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde_json::Value as Json;
-use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
+use toml_edit::{Array, Document, Item, TableLike, Value};
+
+pub use crate::spec::fragment::Fragment;
 
 use crate::spec::ConfigMapVolume;
-pub use crate::spec::fragment::Fragment;
 use crate::spec::validate::normalize_ip;
-
-/// Volume kinds under `[runners.kubernetes.volumes]`; names must be unique across all of them.
-const VOLUME_KINDS: [&str; 7] = [
-    "host_path",
-    "pvc",
-    "config_map",
-    "secret",
-    "empty_dir",
-    "csi",
-    "nfs",
-];
+use indent::Indent;
+use node::Node;
 
 /// What to apply to each `[[runners]]` entry.
 #[derive(Debug, Default, Clone)]
@@ -54,6 +59,14 @@ impl TomlPatch {
             && self.allowed_pull_policies.is_none()
             && self.fragment.is_none()
     }
+
+    fn touches_kubernetes(&self) -> bool {
+        !(self.host_aliases.is_empty()
+            && self.config_map_volumes.is_empty()
+            && self.secret_volumes.is_empty()
+            && self.pull_policy.is_none()
+            && self.allowed_pull_policies.is_none())
+    }
 }
 
 /// Why the TOML could not be patched, with the TOML line when known.
@@ -74,95 +87,389 @@ pub struct Applied {
     pub warnings: Vec<String>,
 }
 
-/// How many runner TOML texts have been parsed in this process (once per ConfigMap: the checks
-/// and the edit share the document; a test holds the pipeline to that).
+/// How many pieces of runner TOML, and how many bytes, have been parsed in this process. Each
+/// byte of a ConfigMap's TOML is parsed once: the checks and the edit share each piece's
+/// document (a test holds the pipeline to that).
 static PARSES: AtomicUsize = AtomicUsize::new(0);
+static PARSED_BYTES: AtomicUsize = AtomicUsize::new(0);
 
-/// The number of [`parse`] calls so far in this process.
+/// The number of pieces of runner TOML parsed so far in this process (one per `[[runners]]`
+/// entry, plus the globals before them).
 pub fn parse_count() -> usize {
     PARSES.load(Ordering::Relaxed)
 }
 
-/// Parses a runner TOML text, keeping the positions of its keys (for messages) until
-/// [`toml_edit::Document::into_mut`] makes it editable.
-pub fn parse(text: &str) -> Result<toml_edit::Document<&str>, TomlFailure> {
+/// The number of bytes of runner TOML parsed so far in this process.
+pub fn parsed_bytes() -> usize {
+    PARSED_BYTES.load(Ordering::Relaxed)
+}
+
+/// The most tokens one piece of the TOML (one `[[runners]]` entry, or the globals before them)
+/// may hold. toml_edit keeps a few hundred bytes per token, so this bounds the memory a piece
+/// costs (to about 20 MB); a real entry holds a few hundred tokens.
+const MAX_TOKENS_PER_PIECE: usize = 100_000;
+
+/// A runner TOML cut at its `[[runners]]` headers (see `chunks`), read piece by piece: each
+/// piece is parsed once, shown to the caller's checks with its key positions, then edited and
+/// dropped, so memory stays proportional to the largest entry. The pieces up to the first
+/// `[[runners]]` entry are parsed when it is opened, for [`RunnerToml::job_namespace`].
+pub struct RunnerToml<'t> {
+    text: &'t str,
+    pieces: Vec<chunks::Piece>,
+    /// The pieces parsed ahead, in order, from the first.
+    head: Vec<Part<'t>>,
+}
+
+/// One parsed piece of a runner TOML: a TOML document of its own, with the positions of its keys.
+pub struct Part<'t> {
+    /// The piece, parsed with spans (its lines count from the piece's first line, see
+    /// [`Part::line`]; its `[[runners]]` from the piece's first entry, see [`Part::path`]).
+    pub doc: Document<&'t str>,
+    place: Place,
+}
+
+/// Where a piece sits in the whole TOML.
+#[derive(Debug, Clone)]
+struct Place {
+    range: std::ops::Range<usize>,
+    /// The line of the whole TOML the piece starts on.
+    first_line: usize,
+    /// The index, in the whole TOML, of the piece's first `[[runners]]` entry.
+    first_runner: usize,
+    /// How many `[[runners]]` entries the piece holds.
+    runners: usize,
+}
+
+impl Part<'_> {
+    /// The line of the whole TOML for `line` of the piece.
+    pub fn line(&self, line: usize) -> usize {
+        line + self.place.first_line - 1
+    }
+
+    /// `path` of the piece (`runners[0].kubernetes`) as a path of the whole TOML (`runners[7]…`).
+    pub fn path(&self, path: &str) -> String {
+        let renumbered = path.split_once('[').and_then(|(key, rest)| {
+            let (index, rest) = rest.split_once(']')?;
+            let index: usize = index.parse().ok()?;
+            keys::same_field(key, "runners")
+                .then(|| format!("{key}[{}]{rest}", index + self.place.first_runner))
+        });
+        renumbered.unwrap_or_else(|| path.to_owned())
+    }
+
+    /// The first `[[runners]]` entry of the piece, in any of its forms.
+    fn first_runner_table(&self) -> Option<&dyn TableLike> {
+        let runners = self
+            .doc
+            .get(&keys::find(self.doc.as_table(), "runners", false)?)?;
+        match runners {
+            Item::ArrayOfTables(a) => a.get(0).map(|t| t as &dyn TableLike),
+            Item::Value(Value::Array(a)) => a.get(0)?.as_inline_table().map(|t| t as _),
+            _ => None,
+        }
+    }
+}
+
+impl<'t> RunnerToml<'t> {
+    /// Cuts `text` into pieces and parses those up to its first `[[runners]]` entry.
+    pub fn open(text: &'t str) -> Result<RunnerToml<'t>, TomlFailure> {
+        let mut toml = RunnerToml {
+            text,
+            pieces: chunks::split(text),
+            head: Vec::new(),
+        };
+        while toml.head.len() < toml.pieces.len()
+            && toml.head.last().is_none_or(|p| p.place.runners == 0)
+        {
+            let next = parse_piece(
+                text,
+                &toml.pieces[toml.head.len()],
+                toml.head.last().map(|p| &p.place),
+            )?;
+            toml.head.push(next);
+        }
+        Ok(toml)
+    }
+
+    /// True when the TOML has at least one `[[runners]]` entry (in any form).
+    pub fn has_runners(&self) -> bool {
+        self.head.last().is_some_and(|p| p.place.runners > 0)
+    }
+
+    /// The job namespace of the first `[[runners]]` (`[runners.kubernetes] namespace`, in any
+    /// table form and key case), if set.
+    pub fn job_namespace(&self) -> Option<String> {
+        let first = self.head.last()?.first_runner_table()?;
+        let k8s = first
+            .get(&keys::find(first, "kubernetes", false)?)?
+            .as_table_like()?;
+        let ns = k8s.get(&keys::find(k8s, "namespace", false)?)?.as_str()?;
+        Some(ns.to_owned())
+    }
+
+    /// Applies `patch` to every `[[runners]]` entry, piece by piece; `inspect` sees each piece
+    /// as parsed (with its key positions) before it is edited. With an empty patch the pieces
+    /// are only inspected.
+    pub fn apply(
+        self,
+        patch: &TomlPatch,
+        mut inspect: impl FnMut(&Part<'_>),
+    ) -> Result<Applied, TomlFailure> {
+        let RunnerToml { text, pieces, head } = self;
+        let mut warnings = Vec::new();
+        let mut out = String::new();
+        let mut changed = false;
+        let mut runners_seen = 0;
+        let mut roots = Roots::default();
+        let mut head = head.into_iter();
+        let mut previous: Option<Place> = None;
+        for piece in &pieces {
+            // The head pieces were parsed by `open`; the others are parsed here, once.
+            let part = match head.next() {
+                Some(part) => part,
+                None => parse_piece(text, piece, previous.as_ref())?,
+            };
+            if pieces.len() > 1 && !roots.add(part.doc.as_table()) {
+                // `chunks::split` keeps a TOML whose pieces would not stand on their own in one
+                // piece; reaching this is a bug there, refused rather than reinterpreted.
+                return Err(TomlFailure {
+                    line: Some(part.place.first_line),
+                    path: None,
+                    message: "runner-patch cut this TOML at a [[runners]] header that a table continues across (a bug: please report it with the TOML)".into(),
+                });
+            }
+            inspect(&part);
+            let Part { doc, place } = part;
+            let piece_text = &text[place.range.clone()];
+            keys::check_spellings(
+                doc.as_table(),
+                piece_text,
+                place.first_line,
+                place.first_runner,
+            )?;
+            runners_seen += place.runners;
+            if !patch.is_empty() {
+                match apply_piece(doc, piece_text, &place, patch, &mut warnings)? {
+                    Some(new_text) => {
+                        changed = true;
+                        out.push_str(&new_text);
+                    }
+                    None => out.push_str(piece_text),
+                }
+            }
+            previous = Some(place);
+        }
+        if runners_seen == 0 && !patch.is_empty() {
+            return Err(TomlFailure {
+                line: None,
+                path: Some("runners".into()),
+                message: "no [[runners]] entry to patch".into(),
+            });
+        }
+        Ok(Applied {
+            text: (changed && out != text).then_some(out),
+            warnings,
+        })
+    }
+}
+
+/// Parses `piece` of `text`, which follows the piece at `previous`, keeping spans.
+fn parse_piece<'t>(
+    text: &'t str,
+    piece: &chunks::Piece,
+    previous: Option<&Place>,
+) -> Result<Part<'t>, TomlFailure> {
+    let chunks::Piece { range, tokens } = piece.clone();
+    let (first_line, first_runner) = previous.map_or((1, 0), |p| {
+        (
+            p.first_line + line_of(&text[p.range.clone()], p.range.len()) - 1,
+            p.first_runner + p.runners,
+        )
+    });
+    if tokens > MAX_TOKENS_PER_PIECE {
+        return Err(TomlFailure {
+            line: Some(first_line),
+            path: Some(format!("runners[{first_runner}]")),
+            message: format!(
+                "this part of the TOML holds {tokens} keys, values and brackets; runner-patch refuses more than {MAX_TOKENS_PER_PIECE} in one [[runners]] entry to keep its memory bounded (a real entry holds a few hundred)"
+            ),
+        });
+    }
+    let source = &text[range.clone()];
     PARSES.fetch_add(1, Ordering::Relaxed);
-    toml_edit::Document::parse(text).map_err(|e: toml_edit::TomlError| TomlFailure {
-        line: e.span().map(|s| line_of(text, s.start)),
+    PARSED_BYTES.fetch_add(source.len(), Ordering::Relaxed);
+    let doc = Document::parse(source).map_err(|e| TomlFailure {
+        line: e.span().map(|s| line_of(source, s.start) + first_line - 1),
         path: None,
         message: format!("invalid TOML: {}", e.message().trim_end()),
+    })?;
+    let runners = runner_count(doc.as_table());
+    Ok(Part {
+        doc,
+        place: Place {
+            range,
+            first_line,
+            first_runner,
+            runners,
+        },
     })
+}
+
+/// How many `[[runners]]` entries (in either array form) a document holds.
+fn runner_count(root: &toml_edit::Table) -> usize {
+    let Some(key) = keys::find(root, "runners", false) else {
+        return 0;
+    };
+    match root.get(&key) {
+        Some(Item::ArrayOfTables(a)) => a.len(),
+        Some(Item::Value(Value::Array(a))) if a.iter().all(Value::is_inline_table) => a.len(),
+        _ => 0,
+    }
 }
 
 /// Applies `patch` to every `[[runners]]` entry of `text`.
 pub fn apply(text: &str, patch: &TomlPatch) -> Result<Applied, TomlFailure> {
-    apply_parsed(text, parse(text)?.into_mut(), patch)
+    RunnerToml::open(text)?.apply(patch, |_| {})
 }
 
-/// Like [`apply`], on `doc`, the result of [`parse`]`(text)` made editable.
-pub fn apply_parsed(
-    text: &str,
-    mut doc: DocumentMut,
+/// The top-level keys of the pieces seen so far.
+#[derive(Default)]
+struct Roots {
+    runners: Option<String>,
+    others: Vec<String>,
+}
+
+impl Roots {
+    /// Adds the top-level keys of a piece; `false` if the pieces no longer stand on their own.
+    fn add(&mut self, root: &toml_edit::Table) -> bool {
+        for (key, item) in root.iter() {
+            if keys::same_field(key, "runners") {
+                let spelling = self.runners.get_or_insert_with(|| key.to_owned());
+                if spelling != key || !matches!(item, Item::ArrayOfTables(_)) {
+                    return false;
+                }
+            } else if self.others.iter().any(|k| keys::same_field(k, key)) {
+                return false;
+            } else {
+                self.others.push(key.to_owned());
+            }
+        }
+        true
+    }
+}
+
+/// Patches the runners of one piece (at `place`): the new text, `None` if unchanged.
+fn apply_piece(
+    spanned: Document<&str>,
+    piece: &str,
+    place: &Place,
     patch: &TomlPatch,
-) -> Result<Applied, TomlFailure> {
-    let mut warnings = Vec::new();
-    let fail = |path: String, message: String| TomlFailure {
-        line: None,
-        path: Some(path),
-        message,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, TomlFailure> {
+    let Place {
+        first_line,
+        first_runner,
+        ..
+    } = *place;
+    let mut doc = spanned.into_mut();
+    let shift = |mut f: TomlFailure| {
+        f.line = f.line.map(|l| l + first_line - 1);
+        f
     };
-    let runners = match doc.get_mut("runners") {
-        Some(Item::ArrayOfTables(a)) if !a.is_empty() => a,
-        Some(_) => return Err(fail("runners".into(), "expected [[runners]] tables".into())),
-        None => {
-            return Err(fail(
-                "runners".into(),
-                "no [[runners]] entry to patch".into(),
-            ));
+    let Some(key) = keys::find(doc.as_table(), "runners", false) else {
+        return Ok(None);
+    };
+    let mut runners = match doc.get_mut(&key) {
+        Some(Item::ArrayOfTables(a)) => node::TableArray::Tables(a),
+        Some(Item::Value(Value::Array(a))) if a.iter().all(Value::is_inline_table) => {
+            node::TableArray::Inline(a)
+        }
+        _ => {
+            return Err(TomlFailure {
+                line: None,
+                path: Some(key),
+                message: "expected [[runners]] tables".into(),
+            });
         }
     };
-    for (i, runner) in runners.iter_mut().enumerate() {
-        let base = format!("runners[{i}]");
-        let indent = Indent::of(runner, &Indent::root());
-        if let Some(fragment) = &patch.fragment {
-            merge_table(runner, fragment.runner(), &indent, &base)?;
-        }
-        if let Some(path) = &patch.tls_ca_file {
-            set_value(runner, "tls-ca-file", path.as_str().into(), &indent);
-        }
-        if patch.host_aliases.is_empty()
-            && patch.config_map_volumes.is_empty()
-            && patch.secret_volumes.is_empty()
-            && patch.pull_policy.is_none()
-            && patch.allowed_pull_policies.is_none()
-        {
-            continue;
-        }
-        let (k8s, k8s_indent) =
-            child_table(runner, "kubernetes", &indent, &format!("{base}.kubernetes"))?;
-        let k8s_path = format!("{base}.kubernetes");
-        merge_host_aliases(k8s, &patch.host_aliases, &k8s_indent, &k8s_path)?;
-        merge_volumes(
-            k8s,
-            &patch.config_map_volumes,
-            "config_map",
-            &k8s_indent,
-            &k8s_path,
-        )?;
-        merge_volumes(k8s, &patch.secret_volumes, "secret", &k8s_indent, &k8s_path)?;
-        set_pull_policies(k8s, patch, &k8s_indent, &k8s_path, &mut warnings)?;
+    let count = runners.len();
+    for i in 0..count {
+        let mut runner = runners.get_mut(i).expect("in range");
+        patch_runner(&mut runner, patch, first_runner + i, warnings).map_err(shift)?;
     }
     let out = doc.to_string();
     // toml_edit always ends with a newline; keep the YAML scalar's chomping (`|-` has none).
-    let out = if !text.ends_with('\n') {
-        out.trim_end_matches('\n').to_owned()
-    } else {
+    let out = if piece.ends_with('\n') {
         out
+    } else {
+        out.trim_end_matches('\n').to_owned()
     };
-    Ok(Applied {
-        text: (out != text).then_some(out),
-        warnings,
-    })
+    Ok((out != piece).then_some(out))
+}
+
+/// Applies `patch` to one `[[runners]]` entry.
+fn patch_runner(
+    runner: &mut Node<'_>,
+    patch: &TomlPatch,
+    index: usize,
+    warnings: &mut Vec<String>,
+) -> Result<(), TomlFailure> {
+    let base = format!("runners[{index}]");
+    let indent = runner.indent(&Indent::root());
+    let inline_before = match runner {
+        Node::Table(t) => node::inline_snapshot(t),
+        Node::Inline(_) => Vec::new(),
+    };
+    patch_entry(runner, patch, &base, &indent, warnings)?;
+    // `kubernetes = { … }` grown past a readable line becomes `[runners.kubernetes]`.
+    if let Node::Table(t) = runner {
+        node::expand_grown_inline(t, &inline_before, &indent);
+    }
+    Ok(())
+}
+
+/// The edits of [`patch_runner`], in the forms the entry already has.
+fn patch_entry(
+    runner: &mut Node<'_>,
+    patch: &TomlPatch,
+    base: &str,
+    indent: &Indent,
+    warnings: &mut Vec<String>,
+) -> Result<(), TomlFailure> {
+    if let Some(fragment) = &patch.fragment {
+        merge::merge(runner, fragment.runner(), indent, base, false)?;
+    }
+    if let Some(path) = &patch.tls_ca_file {
+        runner.set_value("tls-ca-file", path.as_str().into(), indent);
+    }
+    if !patch.touches_kubernetes() {
+        return Ok(());
+    }
+    let mut k8s = runner
+        .child("kubernetes", indent)
+        .map_err(|key| TomlFailure {
+            line: None,
+            path: Some(format!("{base}.{key}")),
+            message: "must be a table ([runners.kubernetes])".into(),
+        })?;
+    let k8s_indent = k8s.indent(indent);
+    let k8s_path = format!("{base}.kubernetes");
+    host_aliases::merge(&mut k8s, &patch.host_aliases, &k8s_indent, &k8s_path)?;
+    volumes::merge(
+        &mut k8s,
+        &patch.config_map_volumes,
+        "config_map",
+        &k8s_indent,
+        &k8s_path,
+    )?;
+    volumes::merge(
+        &mut k8s,
+        &patch.secret_volumes,
+        "secret",
+        &k8s_indent,
+        &k8s_path,
+    )?;
+    pull_policy::set(&mut k8s, patch, &k8s_indent, &k8s_path, warnings)
 }
 
 /// 1-based line of byte `offset` in `text`.
@@ -170,626 +477,28 @@ pub fn line_of(text: &str, offset: usize) -> usize {
     1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..offset.min(text.len())]).count()
 }
 
-/// The job namespace of the first `[[runners]]` (`[runners.kubernetes] namespace`), if set.
-pub fn job_namespace(doc: &Table) -> Option<String> {
-    let runners = doc.get("runners")?.as_array_of_tables()?;
-    let ns = runners
-        .get(0)?
-        .get("kubernetes")?
-        .get("namespace")?
-        .as_str()?;
-    Some(ns.to_owned())
+/// The job namespace of the first `[[runners]]` of `text` (see [`RunnerToml::job_namespace`]).
+pub fn job_namespace(text: &str) -> Option<String> {
+    RunnerToml::open(text).ok()?.job_namespace()
 }
 
-/// True when the TOML has at least one `[[runners]]` entry.
-pub fn has_runners(doc: &Table) -> bool {
-    matches!(doc.get("runners"), Some(Item::ArrayOfTables(a)) if !a.is_empty())
-}
-
-/// Indentation of a table's header and of its keys, derived from what the user wrote.
-#[derive(Debug, Clone)]
-struct Indent {
-    header: String,
-    keys: String,
-}
-
-impl Indent {
-    fn root() -> Indent {
-        Indent {
-            header: String::new(),
-            keys: String::new(),
-        }
-    }
-
-    /// Indentation for `table`, whose parent is indented as `parent`. The step between a parent's
-    /// header and its keys is reused for children that have no keys yet.
-    fn of(table: &Table, parent: &Indent) -> Indent {
-        let header = last_line_indent(table.decor().prefix().and_then(|p| p.as_str()))
-            .unwrap_or_else(|| parent.keys.clone());
-        let keys = table
-            .iter()
-            .filter(|(_, item)| item.is_value())
-            .find_map(|(k, _)| {
-                table.key(k).and_then(|key| {
-                    last_line_indent(key.leaf_decor().prefix().and_then(|p| p.as_str()))
-                })
-            })
-            .unwrap_or_else(|| {
-                let step = parent.keys.len().saturating_sub(parent.header.len()).max(
-                    if parent.keys.is_empty() && parent.header.is_empty() {
-                        2
-                    } else {
-                        0
-                    },
-                );
-                format!("{header}{}", " ".repeat(step))
-            });
-        Indent { header, keys }
-    }
-
-    fn child(&self) -> Indent {
-        let step = self.keys.len().saturating_sub(self.header.len());
-        Indent {
-            header: self.keys.clone(),
-            keys: format!("{}{}", self.keys, " ".repeat(step)),
-        }
+/// Whether a TOML text holds at least one `[[runners]]` entry (in any form), or, when it is not
+/// valid TOML, a `[[runners]]` header (its error is then the runner TOML's to report).
+pub fn has_runners(text: &str) -> bool {
+    match RunnerToml::open(text) {
+        Ok(toml) => toml.has_runners(),
+        Err(_) => has_runners_header(text),
     }
 }
 
-fn last_line_indent(prefix: Option<&str>) -> Option<String> {
-    let p = prefix?;
-    let last = p.rsplit('\n').next().unwrap_or(p);
-    last.chars()
-        .all(|c| c == ' ' || c == '\t')
-        .then(|| last.to_owned())
-}
-
-/// Gives `key` the indentation `indent` (and nothing else before it).
-fn indent_key(table: &mut Table, key: &str, indent: &str) {
-    if let Some(mut k) = table.key_mut(key) {
-        k.leaf_decor_mut().set_prefix(indent);
-    }
-}
-
-fn new_table(indent: &Indent) -> Table {
-    let mut t = Table::new();
-    t.decor_mut().set_prefix(indent.header.clone());
-    t
-}
-
-/// The sub-table `key` of `parent`, created (indented) when missing.
-fn child_table<'t>(
-    parent: &'t mut Table,
-    key: &str,
-    indent: &Indent,
-    path: &str,
-) -> Result<(&'t mut Table, Indent), TomlFailure> {
-    let child_indent = indent.child();
-    if !parent.contains_key(key) {
-        parent.insert(key, Item::Table(new_table(&child_indent)));
-    }
-    match parent.get_mut(key) {
-        Some(Item::Table(t)) => {
-            let ind = Indent::of(t, indent);
-            Ok((t, ind))
-        }
-        _ => Err(TomlFailure {
-            line: None,
-            path: Some(path.to_owned()),
-            message: format!(
-                "`{key}` must be a table ([{path}]); inline tables are not supported here"
-            ),
-        }),
-    }
-}
-
-/// Sets `key = value` in `table`, keeping the existing value's comments; `false` if unchanged.
-fn set_value(table: &mut Table, key: &str, value: Value, indent: &Indent) -> bool {
-    match table.get_mut(key) {
-        Some(Item::Value(existing)) => {
-            if same_value(existing, &value) {
-                return false;
-            }
-            let decor = existing.decor().clone();
-            *existing = value;
-            *existing.decor_mut() = decor;
-            true
-        }
-        _ => {
-            table.insert(key, Item::Value(value));
-            indent_key(table, key, &indent.keys);
-            true
-        }
-    }
-}
-
-fn same_value(a: &Value, b: &Value) -> bool {
-    value_to_json(a) == value_to_json(b)
-}
-
-// ---------------------------------------------------------------------------------------------
-// host_aliases
-
-/// One `host_aliases` element, whichever TOML shape it was written in.
-enum AliasRef<'a> {
-    Table(&'a mut Table),
-    Inline(&'a mut InlineTable),
-}
-
-impl AliasRef<'_> {
-    fn ip(&self) -> Option<String> {
-        let v = match self {
-            AliasRef::Table(t) => t.get("ip").and_then(Item::as_str),
-            AliasRef::Inline(t) => t.get("ip").and_then(Value::as_str),
-        };
-        v.map(normalize_ip)
-    }
-
-    fn hostnames_mut(&mut self) -> Option<&mut Array> {
-        match self {
-            AliasRef::Table(t) => {
-                if !t.contains_key("hostnames") {
-                    t.insert("hostnames", toml_edit::value(Array::new()));
-                }
-                t.get_mut("hostnames").and_then(Item::as_array_mut)
-            }
-            AliasRef::Inline(t) => {
-                if !t.contains_key("hostnames") {
-                    t.insert("hostnames", Value::Array(Array::new()));
-                }
-                t.get_mut("hostnames").and_then(Value::as_array_mut)
-            }
-        }
-    }
-}
-
-fn merge_host_aliases(
-    k8s: &mut Table,
-    aliases: &[(String, Vec<String>)],
-    indent: &Indent,
-    path: &str,
-) -> Result<(), TomlFailure> {
-    if aliases.is_empty() {
-        return Ok(());
-    }
-    let path = format!("{path}.host_aliases");
-    let fail = |message: String| TomlFailure {
-        line: None,
-        path: Some(path.clone()),
-        message,
-    };
-    if !k8s.contains_key("host_aliases") {
-        k8s.insert("host_aliases", Item::ArrayOfTables(ArrayOfTables::new()));
-    }
-    let child = indent.child();
-    for (ip, hostnames) in aliases {
-        let ip_norm = normalize_ip(ip);
-        let mut entries: Vec<AliasRef<'_>> = match k8s.get_mut("host_aliases") {
-            Some(Item::ArrayOfTables(a)) => a.iter_mut().map(AliasRef::Table).collect(),
-            Some(Item::Value(Value::Array(a))) => a
-                .iter_mut()
-                .map(|v| {
-                    v.as_inline_table_mut()
-                        .map(AliasRef::Inline)
-                        .ok_or_else(|| {
-                            fail(
-                                "every host alias must be a table with `ip` and `hostnames`".into(),
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?,
-            _ => {
-                return Err(fail(
-                    "must be an array of tables ([[runners.kubernetes.host_aliases]])".into(),
-                ));
-            }
-        };
-        // A hostname already bound to another address would make /etc/hosts ambiguous.
-        for entry in entries.iter_mut() {
-            let other_ip = entry.ip().unwrap_or_default();
-            if other_ip == ip_norm {
-                continue;
-            }
-            let existing: Vec<String> = entry
-                .hostnames_mut()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let Some(h) = hostnames.iter().find(|h| existing.contains(h)) {
-                return Err(fail(format!(
-                    "hostname {h:?} is already mapped to {other_ip}; the patch maps it to {ip}"
-                )));
-            }
-        }
-        if let Some(entry) = entries
-            .iter_mut()
-            .find(|e| e.ip().as_deref() == Some(ip_norm.as_str()))
-        {
-            let list = entry.hostnames_mut().ok_or_else(|| {
-                fail(format!(
-                    "`hostnames` of the entry for {ip} must be an array"
-                ))
-            })?;
-            let present: BTreeSet<String> = list
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect();
-            for h in hostnames.iter().filter(|h| !present.contains(*h)) {
-                list.push(h.as_str());
-            }
-            continue;
-        }
-        drop(entries);
-        match k8s.get_mut("host_aliases") {
-            Some(Item::ArrayOfTables(a)) => {
-                let mut t = new_table(&child);
-                t.insert("ip", toml_edit::value(ip.as_str()));
-                t.insert("hostnames", toml_edit::value(string_array(hostnames)));
-                indent_key(&mut t, "ip", &child.keys);
-                indent_key(&mut t, "hostnames", &child.keys);
-                a.push(t);
-            }
-            Some(Item::Value(Value::Array(a))) => {
-                let mut t = InlineTable::new();
-                t.insert("ip", ip.as_str().into());
-                t.insert("hostnames", Value::Array(string_array(hostnames)));
-                a.push(Value::InlineTable(t));
-            }
-            _ => unreachable!("checked above"),
-        }
-    }
-    Ok(())
+/// Whether `text` has a top-level `[[runners]]` header, read with the lexer only (nothing is
+/// parsed): tells a broken runner TOML from a TOML without runners.
+pub fn has_runners_header(text: &str) -> bool {
+    chunks::has_runners_header(text)
 }
 
 fn string_array(items: &[impl AsRef<str>]) -> Array {
     items.iter().map(|s| s.as_ref()).collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// volumes.config_map
-
-fn merge_volumes(
-    k8s: &mut Table,
-    volumes: &[ConfigMapVolume],
-    target: &str,
-    indent: &Indent,
-    path: &str,
-) -> Result<(), TomlFailure> {
-    if volumes.is_empty() {
-        return Ok(());
-    }
-    let vol_path = format!("{path}.volumes");
-    if !k8s.contains_key("volumes") {
-        let mut t = Table::new();
-        t.set_implicit(true);
-        k8s.insert("volumes", Item::Table(t));
-    }
-    let Some(Item::Table(vols)) = k8s.get_mut("volumes") else {
-        return Err(TomlFailure {
-            line: None,
-            path: Some(vol_path),
-            message: "must be a table of volume arrays".into(),
-        });
-    };
-    let entry_indent = indent.child();
-    for v in volumes {
-        // Names and mount paths in use by other volumes (any kind).
-        for kind in VOLUME_KINDS {
-            let Some(Item::ArrayOfTables(list)) = vols.get(kind) else {
-                continue;
-            };
-            for (j, other) in list.iter().enumerate() {
-                let name = other.get("name").and_then(Item::as_str);
-                let mount = other.get("mount_path").and_then(Item::as_str);
-                let here = format!("{vol_path}.{kind}[{j}]");
-                if name == Some(v.name.as_str()) && kind != target {
-                    return Err(TomlFailure {
-                        line: None,
-                        path: Some(here),
-                        message: format!(
-                            "volume name {:?} is already used by the {kind} volume of that name; volume names must be unique across kinds",
-                            v.name
-                        ),
-                    });
-                }
-                if name != Some(v.name.as_str())
-                    && mount.map(|m| m.trim_end_matches('/'))
-                        == Some(v.mount_path.trim_end_matches('/'))
-                {
-                    return Err(TomlFailure {
-                        line: None,
-                        path: Some(here),
-                        message: format!(
-                            "mount path {:?} is already used by volume {:?}",
-                            v.mount_path,
-                            name.unwrap_or("?")
-                        ),
-                    });
-                }
-            }
-        }
-        if !vols.contains_key(target) {
-            vols.insert(target, Item::ArrayOfTables(ArrayOfTables::new()));
-        }
-        let Some(Item::ArrayOfTables(list)) = vols.get_mut(target) else {
-            return Err(TomlFailure {
-                line: None,
-                path: Some(format!("{vol_path}.{target}")),
-                message: format!(
-                    "must be an array of tables ([[runners.kubernetes.volumes.{target}]])"
-                ),
-            });
-        };
-        let existing = list
-            .iter_mut()
-            .find(|t| t.get("name").and_then(Item::as_str) == Some(v.name.as_str()));
-        match existing {
-            Some(table) => {
-                let ind = Indent::of(table, &entry_indent);
-                fill_config_map(table, v, &ind);
-            }
-            None => {
-                let mut table = new_table(&entry_indent);
-                fill_config_map(&mut table, v, &entry_indent);
-                list.push(table);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes the spec's fields into a `config_map` volume table (the spec is the desired state).
-fn fill_config_map(table: &mut Table, v: &ConfigMapVolume, indent: &Indent) {
-    set_value(table, "name", v.name.as_str().into(), indent);
-    set_value(table, "mount_path", v.mount_path.as_str().into(), indent);
-    if let Some(sub) = &v.sub_path {
-        set_value(table, "sub_path", sub.as_str().into(), indent);
-    }
-    if let Some(ro) = v.read_only {
-        set_value(table, "read_only", ro.into(), indent);
-    }
-    if let Some(items) = &v.items {
-        let mut inline = InlineTable::new();
-        for (key, path) in items {
-            inline.insert(key, path.as_str().into());
-        }
-        // Items may also be written as a sub-table `[runners.kubernetes.volumes.config_map.items]`.
-        if let Some(Item::Table(existing)) = table.get("items") {
-            if table_to_json(existing) == value_to_json(&Value::InlineTable(inline.clone())) {
-                return;
-            }
-            table.remove("items");
-        }
-        set_value(table, "items", Value::InlineTable(inline), indent);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// pull_policy / allowed_pull_policies
-
-fn set_pull_policies(
-    k8s: &mut Table,
-    patch: &TomlPatch,
-    indent: &Indent,
-    path: &str,
-    warnings: &mut Vec<String>,
-) -> Result<(), TomlFailure> {
-    if let Some(policies) = &patch.pull_policy
-        && !matches!(k8s.get("pull_policy").and_then(Item::as_value), Some(v) if policy_list(v) == *policies)
-    {
-        set_value(
-            k8s,
-            "pull_policy",
-            Value::Array(string_array(policies)),
-            indent,
-        );
-    }
-    if let Some(allowed) = &patch.allowed_pull_policies
-        && !matches!(k8s.get("allowed_pull_policies").and_then(Item::as_value), Some(v) if policy_list(v) == *allowed)
-    {
-        set_value(
-            k8s,
-            "allowed_pull_policies",
-            Value::Array(string_array(allowed)),
-            indent,
-        );
-    }
-    let configured = k8s
-        .get("pull_policy")
-        .and_then(Item::as_value)
-        .map(policy_list);
-    let allowed = k8s
-        .get("allowed_pull_policies")
-        .and_then(Item::as_value)
-        .map(policy_list);
-    match (configured, allowed) {
-        (Some(configured), Some(allowed)) => {
-            if let Some(p) = configured.iter().find(|p| !p.is_empty() && !allowed.contains(p)) {
-                return Err(TomlFailure {
-                    line: None,
-                    path: Some(format!("{path}.allowed_pull_policies")),
-                    message: format!(
-                        "pull policy {p:?} is not among allowed_pull_policies {allowed:?}, so every job without its own pull_policy would fail; set allowedPullPolicies in the spec"
-                    ),
-                });
-            }
-        }
-        (None, Some(_)) => warnings.push(format!(
-            "{path}: allowed_pull_policies is set but pull_policy is not; jobs without their own pull_policy will fail (gitlab-org/gitlab#479766)"
-        )),
-        _ => {}
-    }
-    Ok(())
-}
-
-fn policy_list(v: &Value) -> Vec<String> {
-    match v {
-        Value::String(s) => vec![s.value().clone()],
-        Value::Array(a) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// free-form fragment merge
-
-/// Merges `src` into `dst`: tables recursively, arrays of tables by identity, values replaced.
-fn merge_table(
-    dst: &mut Table,
-    src: &Table,
-    indent: &Indent,
-    path: &str,
-) -> Result<(), TomlFailure> {
-    for (key, src_item) in src.iter() {
-        let here = format!("{path}.{key}");
-        let child_indent = match dst.get(key) {
-            Some(Item::Table(t)) => Indent::of(t, indent),
-            _ => indent.child(),
-        };
-        match (dst.get_mut(key), src_item) {
-            (Some(Item::Table(d)), Item::Table(s)) => merge_table(d, s, &child_indent, &here)?,
-            (Some(Item::ArrayOfTables(d)), Item::ArrayOfTables(s)) => {
-                for s_entry in s.iter() {
-                    let id = identity(s_entry);
-                    let found = id.as_ref().and_then(|(k, v)| {
-                        d.iter_mut().find(|t| {
-                            t.get(k)
-                                .and_then(Item::as_value)
-                                .map(value_to_json)
-                                .as_ref()
-                                == Some(v)
-                        })
-                    });
-                    match found {
-                        Some(d_entry) => {
-                            let ind = Indent::of(d_entry, &child_indent);
-                            merge_table(d_entry, s_entry, &ind, &here)?;
-                        }
-                        None => d.push(restyled_table(s_entry, &child_indent)),
-                    }
-                }
-            }
-            (Some(Item::Value(d)), Item::Value(s)) => {
-                if !same_value(d, s) {
-                    let decor = d.decor().clone();
-                    *d = s.clone();
-                    *d.decor_mut() = decor;
-                }
-            }
-            (_, s) => {
-                let restyled = match s {
-                    Item::Table(t) => Item::Table(restyled_table(t, &child_indent)),
-                    Item::ArrayOfTables(a) => {
-                        let mut out = ArrayOfTables::new();
-                        for t in a.iter() {
-                            out.push(restyled_table(t, &child_indent));
-                        }
-                        Item::ArrayOfTables(out)
-                    }
-                    Item::Value(v) => {
-                        let mut v = v.clone();
-                        v.decor_mut().clear();
-                        Item::Value(v)
-                    }
-                    Item::None => continue,
-                };
-                dst.insert(key, restyled);
-                if restyled_is_value(dst.get(key)) {
-                    indent_key(dst, key, &indent.keys);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn restyled_is_value(item: Option<&Item>) -> bool {
-    matches!(item, Some(Item::Value(_)))
-}
-
-/// A copy of a fragment table with the destination's indentation and no fragment positions.
-fn restyled_table(src: &Table, indent: &Indent) -> Table {
-    let mut t = Table::new();
-    t.set_implicit(src.is_implicit());
-    t.decor_mut().set_prefix(indent.header.clone());
-    for (key, item) in src.iter() {
-        let copy = match item {
-            Item::Table(sub) => Item::Table(restyled_table(sub, &indent.child())),
-            Item::ArrayOfTables(a) => {
-                let mut out = ArrayOfTables::new();
-                for sub in a.iter() {
-                    out.push(restyled_table(sub, &indent.child()));
-                }
-                Item::ArrayOfTables(out)
-            }
-            Item::Value(v) => {
-                let mut v = v.clone();
-                v.decor_mut().clear();
-                Item::Value(v)
-            }
-            Item::None => continue,
-        };
-        let is_value = copy.is_value();
-        t.insert(key, copy);
-        if is_value {
-            indent_key(&mut t, key, &indent.keys);
-        }
-    }
-    t
-}
-
-/// The key that identifies an element of an array of tables (volumes, pod_spec: `name`;
-/// host aliases: `ip`; services: `alias`).
-fn identity(t: &Table) -> Option<(&'static str, Json)> {
-    ["name", "ip", "alias"].into_iter().find_map(|k| {
-        t.get(k)
-            .and_then(Item::as_value)
-            .map(|v| (k, value_to_json(v)))
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// TOML → JSON (for schema checks and comparisons)
-
-fn table_to_json(t: &Table) -> Json {
-    Json::Object(
-        t.iter()
-            .map(|(k, v)| (k.to_owned(), item_to_json(v)))
-            .collect(),
-    )
-}
-
-fn item_to_json(item: &Item) -> Json {
-    match item {
-        Item::None => Json::Null,
-        Item::Value(v) => value_to_json(v),
-        Item::Table(t) => table_to_json(t),
-        Item::ArrayOfTables(a) => Json::Array(a.iter().map(table_to_json).collect()),
-    }
-}
-
-fn value_to_json(v: &Value) -> Json {
-    match v {
-        Value::String(s) => Json::String(s.value().clone()),
-        Value::Integer(i) => Json::from(*i.value()),
-        Value::Float(f) => {
-            serde_json::Number::from_f64(*f.value()).map_or(Json::Null, Json::Number)
-        }
-        Value::Boolean(b) => Json::Bool(*b.value()),
-        Value::Datetime(d) => Json::String(d.value().to_string()),
-        Value::Array(a) => Json::Array(a.iter().map(value_to_json).collect()),
-        Value::InlineTable(t) => Json::Object(
-            t.iter()
-                .map(|(k, v)| (k.to_owned(), value_to_json(v)))
-                .collect(),
-        ),
-    }
 }
 
 #[cfg(test)]
@@ -874,5 +583,127 @@ mod tests {
         assert_eq!(out.matches("docker-certs").count(), 1, "{out}");
         assert!(out.contains("mount_path = \"/certs/client\""), "{out}");
         assert!(out.contains("    privileged = true"), "{out}");
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[track_caller]
+    fn patched(input: &str, patch: &TomlPatch) -> String {
+        let out = apply(input, patch)
+            .unwrap()
+            .text
+            .unwrap_or_else(|| input.to_owned());
+        assert_eq!(
+            apply(&out, patch).unwrap().text,
+            None,
+            "not idempotent:\n{out}"
+        );
+        out
+    }
+
+    #[test]
+    fn creates_kubernetes_table_under_a_runner_without_one() {
+        let patch = TomlPatch {
+            pull_policy: Some(vec!["always"]),
+            ..Default::default()
+        };
+        assert_eq!(
+            patched("[[runners]]\n  name = \"x\"\n", &patch),
+            "[[runners]]\n  name = \"x\"\n  [runners.kubernetes]\n    pull_policy = [\"always\"]\n"
+        );
+    }
+
+    #[test]
+    fn extends_a_multi_line_hostnames_array_one_per_line() {
+        let input = "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.host_aliases]]\n      ip = \"10.0.0.1\"\n      hostnames = [\n        \"a.example.com\",\n      ]\n";
+        let patch = TomlPatch {
+            host_aliases: vec![("10.0.0.1".into(), vec!["b.example.com".into()])],
+            ..Default::default()
+        };
+        assert_eq!(
+            patched(input, &patch),
+            "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.host_aliases]]\n      ip = \"10.0.0.1\"\n      hostnames = [\n        \"a.example.com\",\n        \"b.example.com\",\n      ]\n"
+        );
+    }
+
+    #[test]
+    fn job_namespace_reads_any_form_and_case() {
+        assert_eq!(
+            job_namespace("concurrent = 1\n[[runners]]\n  Kubernetes = { NameSpace = \"ci\" }\n")
+                .as_deref(),
+            Some("ci")
+        );
+        assert!(has_runners("runners = [{ name = \"a\" }]\n"));
+        assert!(!has_runners("concurrent = 1\n"));
+    }
+}
+
+#[cfg(test)]
+mod implicit_tests {
+    use super::*;
+
+    #[test]
+    fn values_added_to_an_implicit_table_get_its_header() {
+        let input = "[[runners]]\n  [[runners.kubernetes.host_aliases]]\n    ip = \"10.0.0.1\"\n    hostnames = [\"a\"]\n";
+        let patch = TomlPatch {
+            pull_policy: Some(vec!["always"]),
+            ..Default::default()
+        };
+        let out = apply(input, &patch).unwrap().text.unwrap();
+        let doc: toml_edit::DocumentMut = out.parse().unwrap();
+        let k8s = &doc["runners"][0]["kubernetes"];
+        assert_eq!(k8s["pull_policy"][0].as_str(), Some("always"), "{out}");
+        assert_eq!(
+            k8s["host_aliases"][0]["ip"].as_str(),
+            Some("10.0.0.1"),
+            "{out}"
+        );
+        assert_eq!(apply(&out, &patch).unwrap().text, None);
+    }
+}
+
+#[cfg(test)]
+mod piece_tests {
+    use super::*;
+    use crate::release::register;
+
+    /// The chart-key checks see one piece at a time and still name the entry and line of the
+    /// whole TOML; the pieces before the first entry are parsed once, when the TOML is opened.
+    #[test]
+    fn checks_per_piece_name_lines_and_entries_of_the_whole_toml() {
+        let text = "concurrent = 1\n\n[[runners]]\n  name = \"a\"\n[[runners]]\n  [runners.kubernetes]\n    namespace = \"ci\"\n[[runners]]\n  [runners.cache]\n    Typ = \"s3\"\n";
+        let toml = RunnerToml::open(text).unwrap();
+        assert!(toml.has_runners());
+        assert_eq!(toml.job_namespace(), None, "the first entry sets none");
+        // (The process-wide parse counters are `tests/compiled_spec.rs`'s: tests here run in
+        // parallel.)
+        assert_eq!(toml.pieces.len(), 4);
+        assert_eq!(toml.head.len(), 2, "the globals and the first entry");
+        let mut notes = Vec::new();
+        let mut firsts = Vec::new();
+        let applied = toml
+            .apply(&TomlPatch::default(), |part| {
+                firsts.push((part.line(1), part.path("runners[0]")));
+                for note in register::toml_problems(&part.doc, &[]) {
+                    notes.push((part.path(&note.path), note.line.map(|l| part.line(l))));
+                }
+            })
+            .unwrap();
+        assert_eq!(applied.text, None);
+        assert_eq!(
+            firsts,
+            [
+                (1, "runners[0]".to_owned()),
+                (3, "runners[0]".to_owned()),
+                (5, "runners[1]".to_owned()),
+                (8, "runners[2]".to_owned()),
+            ]
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].0.starts_with("runners[2].cache.Typ"), "{notes:?}");
+        assert_eq!(notes[0].1, Some(10));
     }
 }
