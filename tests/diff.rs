@@ -352,13 +352,7 @@ fn helm4() -> PathBuf {
 }
 
 fn helm(home: &Path) -> Command {
-    let mut c = Command::new(helm4());
-    c.env("HELM_DATA_HOME", home.join("data"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env_remove("HELM_PLUGINS")
-        .env_remove("RUNNER_PATCH_CONFIG");
-    c
+    common::helm_cmd(&helm4(), home)
 }
 
 #[track_caller]

@@ -39,17 +39,6 @@ fn chart() -> PathBuf {
     repo().join("testdata/charts/mini-runner")
 }
 
-/// A command with Helm's state isolated in `home`.
-fn helm_cmd(helm: &Path, home: &Path) -> Command {
-    let mut c = Command::new(helm);
-    c.env("HELM_DATA_HOME", home.join("data"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env_remove("HELM_PLUGINS")
-        .env_remove("RUNNER_PATCH_CONFIG");
-    c
-}
-
 #[track_caller]
 fn ok(out: Output) -> String {
     assert!(
@@ -104,7 +93,7 @@ fn checksum_of(stream: &str, name: &str) -> String {
 
 /// `helm template gitlab-runner <mini chart> -n gitlab-test` with `post_renderer` and `--config=SPEC`.
 fn template(helm: &Path, home: &Path, post_renderer: &str, spec: &Path) -> Output {
-    helm_cmd(helm, home)
+    common::helm_cmd(helm, home)
         .args(["template", "gitlab-runner"])
         .arg(chart())
         .args([
@@ -149,12 +138,12 @@ fn helm4_plugin_install_template_and_dry_run() {
     let home = tempfile::tempdir().unwrap();
     let spec = spec_file(home.path());
     let plugin = plugin_dir(home.path());
-    ok(helm_cmd(&helm4(), home.path())
+    ok(common::helm_cmd(&helm4(), home.path())
         .args(["plugin", "install"])
         .arg(&plugin)
         .output()
         .unwrap());
-    let list = ok(helm_cmd(&helm4(), home.path())
+    let list = ok(common::helm_cmd(&helm4(), home.path())
         .args(["plugin", "list"])
         .output()
         .unwrap());
@@ -163,7 +152,7 @@ fn helm4_plugin_install_template_and_dry_run() {
         "{list}"
     );
 
-    let plain = ok(helm_cmd(&helm4(), home.path())
+    let plain = ok(common::helm_cmd(&helm4(), home.path())
         .args(["template", "gitlab-runner"])
         .arg(chart())
         .args(["-n", "gitlab-test"])
@@ -183,7 +172,7 @@ fn helm4_plugin_install_template_and_dry_run() {
     // The hook reached the post-renderer (Helm 4) and passed through.
     assert!(patched.contains("gitlab-runner-hook"), "hook missing");
 
-    let dry = ok(helm_cmd(&helm4(), home.path())
+    let dry = ok(common::helm_cmd(&helm4(), home.path())
         .args(["install", "gitlab-runner"])
         .arg(chart())
         .args([
@@ -203,12 +192,12 @@ fn helm4_plugin_install_template_and_dry_run() {
 #[test]
 fn helm4_shows_why_the_plugin_failed() {
     let home = tempfile::tempdir().unwrap();
-    ok(helm_cmd(&helm4(), home.path())
+    ok(common::helm_cmd(&helm4(), home.path())
         .args(["plugin", "install"])
         .arg(plugin_dir(home.path()))
         .output()
         .unwrap());
-    let out = helm_cmd(&helm4(), home.path())
+    let out = common::helm_cmd(&helm4(), home.path())
         .args(["template", "gitlab-runner"])
         .arg(chart())
         .args([
@@ -242,7 +231,7 @@ fn helm4_plugin_installed_from_the_repository_uses_the_built_binary() {
     }
     let home = tempfile::tempdir().unwrap();
     let spec = spec_file(home.path());
-    ok(helm_cmd(&helm4(), home.path())
+    ok(common::helm_cmd(&helm4(), home.path())
         .args(["plugin", "install"])
         .arg(repo())
         .output()
@@ -255,7 +244,7 @@ fn helm4_plugin_installed_from_the_repository_uses_the_built_binary() {
 fn helm3_post_renderer_binary_path() {
     let home = tempfile::tempdir().unwrap();
     let spec = spec_file(home.path());
-    let plain = ok(helm_cmd(&helm3(), home.path())
+    let plain = ok(common::helm_cmd(&helm3(), home.path())
         .args(["template", "gitlab-runner"])
         .arg(chart())
         .args(["-n", "gitlab-test"])
@@ -271,7 +260,7 @@ fn helm3_post_renderer_binary_path() {
     assert!(patched.contains("# Source: gitlab-runner/templates/deployment.yaml"));
 
     // A failure is reported with our message and fails helm.
-    let out = helm_cmd(&helm3(), home.path())
+    let out = common::helm_cmd(&helm3(), home.path())
         .args(["template", "gitlab-runner"])
         .arg(chart())
         .args([
@@ -287,7 +276,7 @@ fn helm3_post_renderer_binary_path() {
 
     // --output-dir sends empty stdin: runner-patch must succeed with empty output.
     let outdir = home.path().join("out");
-    ok(helm_cmd(&helm3(), home.path())
+    ok(common::helm_cmd(&helm3(), home.path())
         .args(["template", "gitlab-runner"])
         .arg(chart())
         .args(["--post-renderer", BIN, "--post-renderer-args"])
@@ -582,7 +571,7 @@ fn helm4_plugin_from_a_packaged_release_archive() {
     let spec = spec_file(home.path());
     let staged = plugin_dir(&home.path().join("stage"));
     let dist = home.path().join("dist");
-    ok(helm_cmd(&helm4(), home.path())
+    ok(common::helm_cmd(&helm4(), home.path())
         .args(["plugin", "package"])
         .arg(&staged)
         .arg("-d")
@@ -592,7 +581,7 @@ fn helm4_plugin_from_a_packaged_release_archive() {
         .unwrap());
     let archive = dist.join(format!("runner-patch-{}.tgz", env!("CARGO_PKG_VERSION")));
     assert!(archive.is_file(), "no archive at {}", archive.display());
-    ok(helm_cmd(&helm4(), home.path())
+    ok(common::helm_cmd(&helm4(), home.path())
         .args(["plugin", "install"])
         .arg(&archive)
         .arg("--verify=false")
@@ -649,7 +638,7 @@ fn helm4_and_helm3_deploy_certificates_from_files() {
         "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nspec:\n  certificates:\n    - host: gitlab.test.example.com\n      for: gitlab\n      file: certs/gitlab.crt\n    - host: registry.test.example.com\n      for: registry\n      file: certs/registry.crt\n",
     )
     .unwrap();
-    ok(helm_cmd(&helm4(), home.path())
+    ok(common::helm_cmd(&helm4(), home.path())
         .args(["plugin", "install"])
         .arg(plugin_dir(home.path()))
         .output()
@@ -707,7 +696,7 @@ fn helm3_env_var_that_shadows_the_patch_is_refused_or_replaced() {
     // The chart's `envVars` put KUBERNETES_PULL_POLICY on the runner container, and
     // `register --template-config` prefers it over whatever the TOML says.
     let render = |args: &[&str]| {
-        let mut cmd = helm_cmd(&helm3(), home.path());
+        let mut cmd = common::helm_cmd(&helm3(), home.path());
         cmd.args(["template", "gitlab-runner"]).arg(chart()).args([
             "-n",
             "gitlab-test",
@@ -764,7 +753,7 @@ fn helm3_env_var_that_shadows_the_patch_is_refused_or_replaced() {
 #[test]
 fn helm3_and_helm4_users_see_warnings_once() {
     let home = tempfile::tempdir().unwrap();
-    ok(helm_cmd(&helm4(), home.path())
+    ok(common::helm_cmd(&helm4(), home.path())
         .args(["plugin", "install"])
         .arg(plugin_dir(home.path()))
         .output()

@@ -151,3 +151,15 @@ pub(crate) fn run_with_stdin(cmd: &mut std::process::Command, input: &str) -> st
     }
     child.wait_with_output().unwrap()
 }
+
+/// `helm` (either major) with its state — plugins, repositories, cache — isolated in `home`, and
+/// none of the caller's runner-patch or plugin settings.
+pub(crate) fn helm_cmd(helm: &Path, home: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(helm);
+    c.env("HELM_DATA_HOME", home.join("data"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env_remove("HELM_PLUGINS")
+        .env_remove("RUNNER_PATCH_CONFIG");
+    c
+}
