@@ -921,9 +921,17 @@ fn run_cmp(
     if let Some(init) = cmp.argv("init") {
         ok(run(&init));
     }
-    run(&cmp
+    let mut out = run(&cmp
         .argv("generate")
-        .expect("plugin.yaml has no generate command"))
+        .expect("plugin.yaml has no generate command"));
+    // Helm 4 drops a post-renderer plugin's stderr, and under `buildah run --isolation chroot`
+    // runner-patch cannot open /proc/<helm>/fd/2 either (permission denied): its message is read
+    // from the error file instead, the channel an operator would use, and appended to stderr.
+    if let Some((_, file)) = vars.iter().find(|(k, _)| k == "RUNNER_PATCH_ERROR_FILE") {
+        let said = run(&["cat".to_owned(), file.clone()]);
+        out.stderr.extend_from_slice(&said.stdout);
+    }
+    out
 }
 
 /// The example app, with a chart: its own Chart.yaml when it has one, else the mini chart of
@@ -1083,6 +1091,8 @@ fn argocd_image_refuses_a_hostile_app() {
     copy_repo(&repo_copy);
     let mut env = example_app_env(&repo_copy);
     env.push(("ARGOCD_ENV_RUNNER_PATCH_CONFIG", "runner-patch.yaml"));
+    // The sidecar operator's error file: how a post-renderer refusal's text is seen (run_cmp).
+    env.push(("RUNNER_PATCH_ERROR_FILE", "/tmp/runner-patch-error.log"));
     let app = repo_copy.join("deploy/argocd/hostile-app");
     fs::create_dir_all(&app).unwrap();
     if repo_copy
@@ -1113,8 +1123,8 @@ fn argocd_image_refuses_a_hostile_app() {
                           for: ca\n      file: FILE\n      mountPath: /etc/ssl/certs/corp-root.crt\n";
     // (case, values files, spec, exit code, refusal text). Values files are refused by
     // `runner-patch argocd` itself (usage error, 2); certificate files by runner-patch as Helm's
-    // post-renderer, which fails `helm template` (Helm's exit code 1, runner-patch's message on
-    // Helm's stderr).
+    // post-renderer, which fails `helm template` (Helm's exit code 1; runner-patch's message in
+    // the error file, see run_cmp).
     let mut cases: Vec<HostileCase> = vec![
         (
             "absolute values file".into(),
