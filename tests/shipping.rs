@@ -8,6 +8,10 @@
 //! build) or, for the archive and OCI tests, the one cargo built for this test run. The image needs
 //! a static binary: without `RUNNER_PATCH_DIST_BIN` it runs scripts/build-dist.sh.
 //!
+//! Also: the archive's plugin.yaml names only the binary's os/arch, packaging twice gives the same
+//! .tgz, THIRD-PARTY-LICENSES and the image's licence label, the image's CA bundle is the Mozilla
+//! set only, and a tampered .tools/helm4/helm stops the image build.
+//!
 //! A test whose tool is missing (gpg, docker-registry, buildah as root) is reported as ignored, with
 //! the reason on stderr; under scripts/test.sh (RUNNER_PATCH_REQUIRE_ALL=1) it fails instead.
 
