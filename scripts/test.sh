@@ -16,11 +16,15 @@ step() { # step NAME COMMAND...: runs it and says how long it took
   echo "<== $name: $((SECONDS - t)) s (total $((SECONDS - start)) s)" >&2
 }
 install_cargo_deny() { command -v cargo-deny >/dev/null || cargo install --locked cargo-deny; }
+# What `cargo install` puts in CARGO_HOME must be found on a fresh machine (CARGO_HOME set or not).
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 step "tools" scripts/install-test-tools.sh
 step "cargo-deny" install_cargo_deny
 step "fmt" cargo fmt --all -- --check
-# Licences, bans and sources read Cargo.lock only; `cargo deny check advisories` needs network.
+# cargo deny reads the crates' manifests (licence fields) from CARGO_HOME: download them first,
+# or --offline fails on a fresh CARGO_HOME. `cargo deny check advisories` needs network.
+step "fetch" cargo fetch --locked
 step "deny" cargo deny --offline check licenses bans sources
 step "clippy" cargo clippy --locked --all-targets -- -D warnings
 # The static binary the plugin archive and the Argo CD image ship (tests/shipping.rs).

@@ -8,6 +8,10 @@
 //! build) or, for the archive and OCI tests, the one cargo built for this test run. The image needs
 //! a static binary: without `RUNNER_PATCH_DIST_BIN` it runs scripts/build-dist.sh.
 //!
+//! Also: the archive's plugin.yaml names only the binary's os/arch, packaging twice gives the same
+//! .tgz, THIRD-PARTY-LICENSES and the image's licence label, the image's CA bundle is the Mozilla
+//! set only, and a tampered .tools/helm4/helm stops the image build.
+//!
 //! A test whose tool is missing (gpg, docker-registry, buildah as root) is reported as ignored, with
 //! the reason on stderr; under scripts/test.sh (RUNNER_PATCH_REQUIRE_ALL=1) it fails instead.
 
@@ -69,6 +73,11 @@ fn main() {
             signed_archive_installs_verified_and_runs_its_bundled_binary,
         ),
         trial(
+            "archive_packaging_is_reproducible",
+            &Ok(PathBuf::new()),
+            archive_packaging_is_reproducible,
+        ),
+        trial(
             "tampered_or_unsigned_archive_is_refused",
             &gpg,
             tampered_or_unsigned_archive_is_refused,
@@ -87,6 +96,16 @@ fn main() {
             "argocd_image_refuses_a_hostile_app",
             &buildah,
             argocd_image_refuses_a_hostile_app,
+        ),
+        trial(
+            "argocd_image_carries_only_the_mozilla_ca_set",
+            &buildah,
+            argocd_image_carries_only_the_mozilla_ca_set,
+        ),
+        trial(
+            "argocd_image_build_refuses_a_tampered_helm",
+            &buildah,
+            argocd_image_build_refuses_a_tampered_helm,
         ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
@@ -290,10 +309,42 @@ fn signed_archive_installs_verified_and_runs_its_bundled_binary() {
         "runner-patch/bin/runner-patch",
         "runner-patch/LICENSE-MIT",
         "runner-patch/LICENSE-APACHE",
+        "runner-patch/THIRD-PARTY-LICENSES",
     ] {
         assert!(
             listing.lines().any(|l| l == file),
             "{file} missing:\n{listing}"
+        );
+    }
+    // The archive's plugin.yaml offers exactly the platform its binary was built for.
+    let manifest: Value = runner_patch::manifest::yaml::parse(&archive_file(
+        &signed.archive,
+        "runner-patch/plugin.yaml",
+    ))
+    .unwrap();
+    let platforms: Vec<(String, String)> = manifest["runtimeConfig"]["platformCommand"]
+        .as_array()
+        .expect("no platformCommand")
+        .iter()
+        .map(|p| {
+            (
+                p["os"].as_str().unwrap().into(),
+                p["arch"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(platforms, [("linux".to_owned(), host_goarch().to_owned())]);
+    // The third-party licences: the crates with version and licence, and glibc's.
+    let licenses = archive_file(&signed.archive, "runner-patch/THIRD-PARTY-LICENSES");
+    for needle in [
+        "\nserde_json ",
+        "MIT OR Apache-2.0",
+        "GNU C Library (glibc), statically linked",
+        "GNU LESSER GENERAL PUBLIC LICENSE",
+    ] {
+        assert!(
+            licenses.contains(needle),
+            "THIRD-PARTY-LICENSES lacks {needle:?}"
         );
     }
 
@@ -331,6 +382,52 @@ fn signed_archive_installs_verified_and_runs_its_bundled_binary() {
         "runner-patch is on /usr/bin:/bin"
     );
     assert_aliases(&post_render(home.path()), "172.25.25.32");
+}
+
+/// One file of a .tgz, as text.
+fn archive_file(archive: &Path, file: &str) -> String {
+    ok(Command::new("tar")
+        .arg("xzfO")
+        .arg(archive)
+        .arg(file)
+        .output()
+        .unwrap())
+}
+
+/// This machine's architecture as Helm (Go) names it in platformCommand.
+fn host_goarch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => panic!("no Go name for {other}"),
+    }
+}
+
+/// Packaging the same binary twice, a second apart, gives the same archive byte for byte (fixed
+/// entry mtimes; helm writes a zero gzip time).
+fn archive_packaging_is_reproducible() {
+    let digests: Vec<String> = (0..2)
+        .map(|i| {
+            if i == 1 {
+                std::thread::sleep(Duration::from_millis(1100));
+            }
+            let dist = tempfile::tempdir().unwrap();
+            let out = ok(Command::new(repo().join("scripts/package-plugin.sh"))
+                .env("DIST", dist.path())
+                .env("HELM", tools::helm4())
+                .env("RUNNER_PATCH_DIST_BIN", packaged_binary())
+                .env_remove("HELM_PLUGIN_SIGN_KEY")
+                .env_remove("SOURCE_DATE_EPOCH")
+                .output()
+                .unwrap());
+            let sum = ok(Command::new("sha256sum")
+                .arg(last_line(&out))
+                .output()
+                .unwrap());
+            sum.split_whitespace().next().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(digests[0], digests[1], "two packagings differ");
 }
 
 fn tampered_or_unsigned_archive_is_refused() {
@@ -388,7 +485,7 @@ fn tampered_or_unsigned_archive_is_refused() {
             "untrusted key",
             signed.archive.clone(),
             &stranger.public,
-            "verification",
+            UNTRUSTED_KEY_REFUSAL,
         ),
     ] {
         let home = tempfile::tempdir().unwrap();
@@ -487,10 +584,13 @@ impl Drop for Registry {
 fn oci_push_then_verified_install_from_a_real_registry() {
     let signed = signed_archive();
     let registry = Registry::start();
+    // Run from the archive's directory with a relative path: the path is the caller's, not the
+    // repository's.
     let out = ok(Command::new(repo().join("scripts/push-plugin.sh"))
+        .current_dir(signed.dist.path())
         .arg("--plain-http")
         .arg(format!("oci://127.0.0.1:{}/helm-plugins", registry.port))
-        .arg(&signed.archive)
+        .arg(signed.archive.file_name().unwrap())
         .output()
         .unwrap());
     let reference = format!(
@@ -555,12 +655,21 @@ fn oci_push_then_verified_install_from_a_real_registry() {
         .arg(&stranger.public)
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
-        "installed with an untrusted key:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "installed with an untrusted key:\n{stderr}"
     );
+    assert!(
+        stderr.contains(UNTRUSTED_KEY_REFUSAL),
+        "not refused for its signature:\n{stderr}"
+    );
+    let list = ok(helm(home.path()).args(["plugin", "list"]).output().unwrap());
+    assert!(!list.contains("runner-patch"), "left installed:\n{list}");
 }
+
+/// What Helm 4.3.1 says when no key in the keyring made the signature.
+const UNTRUSTED_KEY_REFUSAL: &str = "openpgp: signature made by unknown entity";
 
 /// The sidecar image, built once per test process into a private buildah store.
 struct Image {
@@ -816,9 +925,17 @@ fn run_cmp(
     if let Some(init) = cmp.argv("init") {
         ok(run(&init));
     }
-    run(&cmp
+    let mut out = run(&cmp
         .argv("generate")
-        .expect("plugin.yaml has no generate command"))
+        .expect("plugin.yaml has no generate command"));
+    // Helm 4 drops a post-renderer plugin's stderr, and under `buildah run --isolation chroot`
+    // runner-patch cannot open /proc/<helm>/fd/2 either (permission denied): its message is read
+    // from the error file instead, the channel an operator would use, and appended to stderr.
+    if let Some((_, file)) = vars.iter().find(|(k, _)| k == "RUNNER_PATCH_ERROR_FILE") {
+        let said = run(&["cat".to_owned(), file.clone()]);
+        out.stderr.extend_from_slice(&said.stdout);
+    }
+    out
 }
 
 /// The example app, with a chart: its own Chart.yaml when it has one, else the mini chart of
@@ -905,10 +1022,45 @@ fn argocd_image_runs_the_cmp_commands_on_the_example_app() {
         "ls",
         "/usr/share/doc/runner-patch/LICENSE-MIT",
         "/usr/share/doc/runner-patch/LICENSE-APACHE",
-        "/usr/share/doc/busybox/copyright",
-        "/usr/share/doc/helm/LICENSE",
+        "/usr/share/doc/helm/NOTICE",
         "/opt/runner-patch/helm-plugins/runner-patch/LICENSE-MIT",
+        "/opt/runner-patch/helm-plugins/runner-patch/THIRD-PARTY-LICENSES",
     ]));
+    let licenses = ok(in_image(&[
+        "cat",
+        "/usr/share/doc/runner-patch/THIRD-PARTY-LICENSES",
+    ]));
+    for needle in [
+        "\nserde_json ",
+        "GNU C Library (glibc)",
+        "BusyBox (/bin/busybox, Debian busybox-static): GPL-2.0-only",
+        "GNU GENERAL PUBLIC LICENSE",
+        "Helm (/usr/local/bin/helm): Apache-2.0",
+        "helm.sh/helm/v4",
+        "Go standard library: BSD-3-Clause",
+    ] {
+        assert!(
+            licenses.contains(needle),
+            "THIRD-PARTY-LICENSES lacks {needle:?}"
+        );
+    }
+    let inspect: Value = serde_json::from_str(&ok(image()
+        .buildah()
+        .args(["inspect", "--type", "image", &image().reference])
+        .output()
+        .unwrap()))
+    .unwrap();
+    let label = inspect["OCIv1"]["config"]["Labels"]["org.opencontainers.image.licenses"]
+        .as_str()
+        .unwrap_or_default();
+    for spdx in [
+        "(MIT OR Apache-2.0)",
+        "LGPL-2.1-or-later",
+        "GPL-2.0-only",
+        "BSD-3-Clause",
+    ] {
+        assert!(label.contains(spdx), "licence label {label:?} lacks {spdx}");
+    }
 
     let work = tempfile::tempdir().unwrap();
     let repo_copy = work.path().join("repo");
@@ -934,12 +1086,17 @@ fn argocd_image_runs_the_cmp_commands_on_the_example_app() {
     assert_aliases(&stream, ip);
 }
 
+/// A hostile-app case: name, values files, spec (None: the example's), exit code, refusal text.
+type HostileCase = (String, Vec<String>, Option<String>, i32, &'static str);
+
 fn argocd_image_refuses_a_hostile_app() {
     let work = tempfile::tempdir().unwrap();
     let repo_copy = work.path().join("repo");
     copy_repo(&repo_copy);
     let mut env = example_app_env(&repo_copy);
     env.push(("ARGOCD_ENV_RUNNER_PATCH_CONFIG", "runner-patch.yaml"));
+    // The sidecar operator's error file: how a post-renderer refusal's text is seen (run_cmp).
+    env.push(("RUNNER_PATCH_ERROR_FILE", "/tmp/runner-patch-error.log"));
     let app = repo_copy.join("deploy/argocd/hostile-app");
     fs::create_dir_all(&app).unwrap();
     if repo_copy
@@ -968,31 +1125,47 @@ fn argocd_image_refuses_a_hostile_app() {
     let spec_with_cert = "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nmetadata:\n  \
                           name: hostile\nspec:\n  certificates:\n    - host: corp-root\n      \
                           for: ca\n      file: FILE\n      mountPath: /etc/ssl/certs/corp-root.crt\n";
-    let mut cases: Vec<(String, Vec<String>, Option<String>)> = vec![
+    // (case, values files, spec, exit code, refusal text). Values files are refused by
+    // `runner-patch argocd` itself (usage error, 2); certificate files by runner-patch as Helm's
+    // post-renderer, which fails `helm template` (Helm's exit code 1; runner-patch's message in
+    // the error file, see run_cmp).
+    let mut cases: Vec<HostileCase> = vec![
         (
             "absolute values file".into(),
             vec![format!("{outside}/values.yaml")],
             None,
+            2,
+            "is an absolute path: name files by a relative path inside the repository",
         ),
         (
             "values file escaping with ..".into(),
             vec!["../../../../outside/values.yaml".into()],
             None,
+            2,
+            "leads outside the repository (through `..`)",
         ),
     ];
-    for file in [
-        format!("{outside}/certs/corp-root.crt"),
-        "../../../../outside/certs/corp-root.crt".to_owned(),
+    for (file, reason) in [
+        (
+            format!("{outside}/certs/corp-root.crt"),
+            "is an absolute path: certificate files are named relative to the spec file",
+        ),
+        (
+            "../../../../outside/certs/corp-root.crt".to_owned(),
+            "leads outside the file root (through `..`)",
+        ),
     ] {
         cases.push((
             format!("certificate file {file}"),
             vec![],
             Some(spec_with_cert.replace("FILE", &file)),
+            1,
+            reason,
         ));
     }
     // Every case is tried, so that a failure lists all that were not refused.
     let mut failures = Vec::new();
-    for (case, values, spec) in cases {
+    for (case, values, spec, code, reason) in cases {
         if let Some(spec) = &spec {
             fs::write(app.join("runner-patch.yaml"), spec).unwrap();
         }
@@ -1016,6 +1189,11 @@ fn argocd_image_refuses_a_hostile_app() {
             failures.push(format!(
                 "{case}: the refused file's content reached stderr:\n{stderr}"
             ));
+        } else if out.status.code() != Some(code) || !stderr.contains(reason) {
+            failures.push(format!(
+                "{case}: refused ({}), but not with exit code {code} and {reason:?}:\n{stderr}",
+                out.status
+            ));
         }
     }
     assert!(
@@ -1035,4 +1213,107 @@ fn copy_dir(from: &Path, to: &Path) {
             fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
     }
+}
+
+/// PEM certificates of a bundle, whitespace-normalized so that the same certificate compares equal.
+fn pem_blocks(text: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if line == "-----BEGIN CERTIFICATE-----" {
+            current = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            blocks.push(current.take().expect("END without BEGIN"));
+        } else if let Some(block) = current.as_mut() {
+            block.push_str(line);
+        }
+    }
+    assert!(current.is_none(), "unterminated certificate");
+    blocks
+}
+
+/// The image's CA bundle holds nothing but certificates of Debian's Mozilla set: not the build
+/// machine's own CAs (/usr/local/share/ca-certificates: here a sandbox egress CA and a custom one).
+fn argocd_image_carries_only_the_mozilla_ca_set() {
+    let mut mozilla = std::collections::HashSet::new();
+    for entry in fs::read_dir("/usr/share/ca-certificates/mozilla").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "crt") {
+            mozilla.extend(pem_blocks(&fs::read_to_string(&path).unwrap()));
+        }
+    }
+    assert!(
+        !mozilla.is_empty(),
+        "no Mozilla certificates on this machine"
+    );
+    let bundle = pem_blocks(&ok(in_image(&[
+        "cat",
+        "/etc/ssl/certs/ca-certificates.crt",
+    ])));
+    let foreign = bundle.iter().filter(|c| !mozilla.contains(*c)).count();
+    assert_eq!(foreign, 0, "{foreign} certificates not in the Mozilla set");
+    assert_eq!(bundle.len(), mozilla.len(), "the Mozilla set is incomplete");
+    // The machine's local CAs, when it has any, are what must stay out.
+    if let Ok(dir) = fs::read_dir("/usr/local/share/ca-certificates") {
+        for entry in dir {
+            let path = entry.unwrap().path();
+            if let Ok(text) = fs::read_to_string(&path) {
+                for cert in pem_blocks(&text) {
+                    assert!(
+                        !bundle.contains(&cert),
+                        "{} is in the image",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A changed .tools/helm4/helm (one byte appended) stops the image build before buildah runs: in
+/// a copy of the repository, so that the real .tools/ stays untouched.
+fn argocd_image_build_refuses_a_tampered_helm() {
+    let work = tempfile::tempdir().unwrap();
+    let copy = work.path().join("repo");
+    copy_repo(&copy);
+    for dir in ["scripts"] {
+        // copy_repo made every file 0644: the scripts must run.
+        for entry in fs::read_dir(copy.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+    }
+    let tools_dir = copy.join(".tools");
+    for tool in ["helm4/helm", "helm3/helm", "kubectl/kubectl"] {
+        let to = tools_dir.join(tool);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(repo().join(".tools").join(tool), &to).unwrap();
+    }
+    let helm = tools_dir.join("helm4/helm");
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&helm)
+        .unwrap()
+        .write_all(b"tampered")
+        .unwrap();
+    let store = work.path().join("store");
+    let out = Command::new(copy.join("scripts/build-argocd-image.sh"))
+        .env("BUILDAH_ROOT", store.join("root"))
+        .env("BUILDAH_RUNROOT", store.join("run"))
+        .env("RUNNER_PATCH_DIST_BIN", packaged_binary())
+        .env("IMAGE", "localhost/runner-patch-tampered:test")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "built with a tampered helm:\n{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "printed an image reference");
+    assert!(
+        stderr.contains("helm4/helm: FAILED") && stderr.contains("differs from its pinned sha256"),
+        "not refused for the helm checksum:\n{stderr}"
+    );
+    assert!(!store.exists(), "buildah ran");
 }
