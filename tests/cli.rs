@@ -397,3 +397,46 @@ fn a_terminal_is_no_input_and_gets_a_summary() {
         "{said}"
     );
 }
+
+/// The TOML lines a run wrote for `key` (`key = …`), over all documents.
+fn toml_lines(stdout: &[u8], key: &str) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(&format!("{key} =")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_pull_policy_named_twice_is_written_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write(
+        tmp.path(),
+        "spec.yaml",
+        "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nspec:\n  pullPolicy: [always, Always]\n  allowedPullPolicies: [if-not-present, always]\n",
+    );
+    let out = run(
+        &[
+            "-c",
+            spec.to_str().unwrap(),
+            "--allowed-pull-policy=Always",
+            render().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pull = toml_lines(&out.stdout, "pull_policy");
+    let allowed = toml_lines(&out.stdout, "allowed_pull_policies");
+    assert!(!pull.is_empty() && !allowed.is_empty());
+    assert!(
+        pull.iter().all(|l| l == r#"pull_policy = ["always"]"#),
+        "{pull:?}"
+    );
+    assert!(
+        allowed
+            .iter()
+            .all(|l| l == r#"allowed_pull_policies = ["if-not-present", "always"]"#),
+        "{allowed:?}"
+    );
+}
