@@ -194,6 +194,7 @@ fn finish(result: Result<(), Failure>, reporter: &Reporter) -> Exit {
 /// `runner-patch diff`: the run, then its output compared with its input instead of written.
 fn run_diff(args: &DiffArgs) -> Exit {
     let reporter = Reporter::new(args.patch.error_file.as_deref());
+    reporter.start();
     let result = (|| {
         let (source, _) = open_input(args.patch.input.as_deref())?.ok_or_else(no_input)?;
         let input = source.bytes();
@@ -270,6 +271,7 @@ fn run_filter(args: &PatchArgs) -> Exit {
         let result = utf8(bytes, &name, Exit::Input).and_then(|text| krm(text, &krm_host));
         (result, &krm_host)
     } else {
+        operator.start();
         (filter(args, bytes, &operator), &operator)
     };
     // The process ends now: unmapping a large input first would only add a TLB flush and a
@@ -375,6 +377,7 @@ fn prepare_spec(args: &PatchArgs) -> Result<(CompiledPatch, Vec<String>), Failur
 /// `runner-patch check`: what the spec's certificates are and what a run would change.
 fn run_check(args: &PatchArgs) -> Exit {
     let reporter = Reporter::new(args.error_file.as_deref());
+    reporter.start();
     match check(args, &reporter) {
         Ok(warnings) if warnings => Exit::Warnings,
         Ok(_) => Exit::Ok,
@@ -588,7 +591,8 @@ fn write_chunks<'b>(chunks: impl IntoIterator<Item = &'b [u8]>) -> Result<(), Fa
 /// our stderr itself when we fail. Every line also goes to `--error-file` when given.
 struct Reporter {
     error_file: Option<PathBuf>,
-    /// Opened (truncated) at the first line, so a run leaves only its own lines in the file.
+    /// Opened (truncated) by [`Reporter::start`] or at the first line, so a run leaves only its
+    /// own lines in the file (a clean run an empty one).
     file: RefCell<Option<File>>,
     host: Host,
 }
@@ -659,13 +663,21 @@ impl Reporter {
         }
     }
 
-    fn to_file(&self, line: &str) {
+    /// Truncates (creates) the error file now: a run without a line to say must not leave the
+    /// previous run's lines there.
+    fn start(&self) {
         if let Some(path) = &self.error_file {
             let mut file = self.file.borrow_mut();
             if file.is_none() {
                 *file = File::create(path).ok();
             }
-            if let Some(f) = file.as_mut() {
+        }
+    }
+
+    fn to_file(&self, line: &str) {
+        self.start();
+        if self.error_file.is_some() {
+            if let Some(f) = self.file.borrow_mut().as_mut() {
                 let _ = f.write_all(line.as_bytes());
             }
         }

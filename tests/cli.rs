@@ -440,3 +440,34 @@ fn a_pull_policy_named_twice_is_written_once() {
         "{allowed:?}"
     );
 }
+
+#[test]
+fn the_error_file_holds_only_this_runs_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let error_file = tmp.path().join("messages.txt");
+    let old = "runner-patch: error: a line from an earlier run\n";
+    let clean = |args: &[&str]| {
+        std::fs::write(&error_file, old).unwrap();
+        let (command, args) = args.split_at(args.len() - 1);
+        let mut all = command.to_vec();
+        all.extend([
+            "--error-file",
+            error_file.to_str().unwrap(),
+            "--host-alias",
+            "10.0.0.1=gitlab.example.com",
+        ]);
+        all.extend_from_slice(args);
+        let out = run(&all, None);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            std::fs::read_to_string(&error_file).unwrap(),
+            "",
+            "{args:?}"
+        );
+    };
+    let render = render();
+    let render = render.to_str().unwrap();
+    clean(&[render]);
+    clean(&["diff", render]);
+    clean(&["check", render]);
+}
