@@ -439,9 +439,16 @@ fn check(args: &PatchArgs, reporter: &Reporter) -> Result<bool, Failure> {
         };
         out.push_str(&format!("      mounted: {mounted}\n"));
     }
+    let mut no_release = false;
     // The same input rule as a run: a file argument, or stdin when it is not a terminal.
     if let Some((source, _)) = open_input(args.input.as_deref())? {
         match runner_patch::patch_pieces(source.bytes(), &spec) {
+            // An empty stream (or one allowed to miss its release): say so, and not "all well".
+            Ok(p) if p.releases.is_empty() => {
+                out.push_str("releases: none found\n");
+                warnings.extend(p.warnings);
+                no_release = true;
+            }
             Ok(p) => {
                 out.push_str("releases:\n");
                 for r in &p.releases {
@@ -466,7 +473,9 @@ fn check(args: &PatchArgs, reporter: &Reporter) -> Result<bool, Failure> {
     for w in &warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
-    out.push_str(if warnings.is_empty() {
+    out.push_str(if no_release {
+        "result: no gitlab-runner release in the input, nothing checked\n"
+    } else if warnings.is_empty() {
         "result: all well\n"
     } else {
         "result: warnings\n"
@@ -475,6 +484,14 @@ fn check(args: &PatchArgs, reporter: &Reporter) -> Result<bool, Failure> {
         reporter.forward_to_helm(&Reporter::line("warning", w));
     }
     write_stdout(out.as_bytes())?;
+    // A gate fed nothing (a failed render) must not pass: exit 4 as for a stream without a
+    // release, unless the spec allows a missing release (then as a run: 0, or 5 on warnings).
+    if no_release && !spec.allow_missing {
+        return Err(Failure::new(
+            Exit::NoTarget,
+            "no gitlab-runner release in the input (it is empty); pass --allow-missing (or spec.allowMissing: true) if that is expected",
+        ));
+    }
     Ok(!warnings.is_empty())
 }
 

@@ -471,3 +471,27 @@ fn the_error_file_holds_only_this_runs_lines() {
     clean(&["diff", render]);
     clean(&["check", render]);
 }
+
+#[test]
+fn check_on_an_empty_input_does_not_say_all_well() {
+    let spec = example_spec();
+    let spec = spec.to_str().unwrap();
+    let out = run(&["check", "-c", spec], Some(b""));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("\nreleases: none found\n"), "{report}");
+    assert!(
+        report.ends_with("\nresult: no gitlab-runner release in the input, nothing checked\n"),
+        "{report}"
+    );
+    assert_eq!(
+        stderr(&out),
+        "runner-patch: error: no gitlab-runner release in the input (it is empty); pass --allow-missing (or spec.allowMissing: true) if that is expected\n"
+    );
+
+    let allowed = run(&["check", "--allow-missing", "-c", spec], Some(b""));
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    assert!(stderr(&allowed).is_empty());
+    let report = String::from_utf8_lossy(&allowed.stdout);
+    assert!(!report.contains("all well"), "{report}");
+}
