@@ -72,6 +72,27 @@ impl From<Error> for Failure {
     }
 }
 
+/// Whether fd 1 was open when the process started. With `>&-` the output would be lost while the
+/// run reports success: Rust's runtime reopens a closed fd 1 on /dev/null before `main` (and
+/// otherwise the first file opened would take it), so the question is asked before that, by a
+/// constructor run by the loader.
+static STDOUT_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CHECK_STDOUT: extern "C" fn() = check_stdout;
+
+#[cfg(target_os = "linux")]
+extern "C" fn check_stdout() {
+    // SAFETY: fd 1 is only asked about (F_GETFD), never closed or kept.
+    let fd1 = unsafe { std::os::fd::BorrowedFd::borrow_raw(1) };
+    STDOUT_OPEN.store(
+        rustix::io::fcntl_getfd(fd1).is_ok(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse_from(kustomize_legacy_args(std::env::args_os().collect()));
     let exit = match cli.command {
@@ -584,6 +605,12 @@ fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
 /// Writes the output; a reader that went away before the end (`… | head -c1`) is a failure, since
 /// whoever reads the output did not get all of it.
 fn write_chunks<'b>(chunks: impl IntoIterator<Item = &'b [u8]>) -> Result<(), Failure> {
+    if !STDOUT_OPEN.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Failure::new(
+            Exit::Internal,
+            "cannot write the output: stdout is closed",
+        ));
+    }
     let mut out = io::stdout().lock();
     chunks
         .into_iter()

@@ -495,3 +495,22 @@ fn check_on_an_empty_input_does_not_say_all_well() {
     let report = String::from_utf8_lossy(&allowed.stdout);
     assert!(!report.contains("all well"), "{report}");
 }
+
+#[test]
+fn a_closed_fd_1_is_a_failure() {
+    // `>&-`: fd 1 closed when the process starts (Rust's runtime would reopen it on /dev/null).
+    let out = Command::new("sh")
+        .args(["-c", r#"exec "$0" "$@" >&-"#, BIN, "-c"])
+        .arg(example_spec())
+        .arg(render())
+        .env_remove("HELM_PLUGIN_NAME")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "runner-patch: error: cannot write the output: stdout is closed\n"
+    );
+}
