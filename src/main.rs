@@ -366,10 +366,8 @@ fn prepare_spec(args: &PatchArgs) -> Result<(CompiledPatch, Vec<String>), Failur
     let mut draft = match &args.config {
         Some(path) => {
             let name = path.display().to_string();
-            let source = Source::open(path).map_err(|e| {
-                Failure::new(Exit::Usage, format!("cannot read the spec {name}: {e}"))
-            })?;
-            let text = spec_text.insert(utf8(source.bytes(), &name, Exit::Usage)?.to_owned());
+            let bytes = read_spec(path, &name)?;
+            let text = spec_text.insert(utf8(&bytes, &name, Exit::Usage)?.to_owned());
             // kustomize's temporary copy sits in /tmp: its files are the kustomization root's.
             if !args.config_is_copy {
                 base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -393,6 +391,69 @@ fn prepare_spec(args: &PatchArgs) -> Result<(CompiledPatch, Vec<String>), Failur
     }
     let spec = draft.compile()?;
     Ok((spec, warnings))
+}
+
+/// The largest spec file accepted (a spec is a few KiB; certificates are read separately).
+const MAX_SPEC_BYTES: u64 = 1 << 20;
+
+/// The spec file's bytes: a regular file of at most [`MAX_SPEC_BYTES`] (checked before reading),
+/// or a FIFO or pipe (`<(…)`, `/dev/stdin`) read up to that limit. A device, socket or directory
+/// is refused unread: `-c /dev/zero` must not read a gigabyte first.
+fn read_spec(path: &Path, name: &str) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let cannot =
+        |e: io::Error| Failure::new(Exit::Usage, format!("cannot read the spec {name}: {e}"));
+    let too_large = || {
+        Failure::new(
+            Exit::Usage,
+            format!(
+                "the spec {name} is larger than the limit of {} MiB",
+                MAX_SPEC_BYTES >> 20
+            ),
+        )
+    };
+    // Non-blocking: opening a FIFO without a writer must not wait.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
+        .open(path)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    let kind = meta.file_type();
+    if kind.is_file() {
+        if meta.len() > MAX_SPEC_BYTES {
+            return Err(too_large());
+        }
+    } else if kind.is_fifo() {
+        // A pipe's writer may not have written yet: wait for it as stdin would.
+        rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())
+            .map_err(|e| cannot(e.into()))?;
+    } else {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "a special file"
+        };
+        return Err(Failure::new(
+            Exit::Usage,
+            format!("the spec {name} is {what}, not a regular file"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(if kind.is_file() {
+        meta.len() as usize + 1
+    } else {
+        0
+    });
+    file.take(MAX_SPEC_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// `runner-patch check`: what the spec's certificates are and what a run would change.

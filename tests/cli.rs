@@ -514,3 +514,60 @@ fn a_closed_fd_1_is_a_failure() {
         "runner-patch: error: cannot write the output: stdout is closed\n"
     );
 }
+
+#[test]
+fn the_spec_file_is_capped_and_special_files_are_refused_unread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big.yaml");
+    std::fs::write(&big, vec![b'#'; (1 << 20) + 1]).unwrap();
+    let render = render();
+    let render = render.to_str().unwrap();
+    for (spec, says) in [
+        (
+            "/dev/zero",
+            "the spec /dev/zero is a device, not a regular file".to_owned(),
+        ),
+        (
+            big.to_str().unwrap(),
+            format!(
+                "the spec {} is larger than the limit of 1 MiB",
+                big.display()
+            ),
+        ),
+    ] {
+        let out = run(&["-c", spec, render], None);
+        assert_eq!(out.status.code(), Some(2), "{spec}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(stderr(&out), format!("runner-patch: error: {says}\n"));
+    }
+    // A pipe (process substitution, /dev/stdin) is read, up to the limit.
+    let spec = b"apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nspec:\n  hostAliases:\n    - {ip: 10.0.0.1, hostnames: [gitlab.example.com]}\n";
+    let mut child = Command::new(BIN)
+        .args(["-c", "/dev/stdin", render])
+        .env_remove("HELM_PLUGIN_NAME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(spec).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("10.0.0.1"));
+    let mut child = Command::new(BIN)
+        .args(["-c", "/dev/stdin", render])
+        .env_remove("HELM_PLUGIN_NAME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The writer may see the pipe closed once the limit is passed.
+    let _ = child.stdin.take().unwrap().write_all(&vec![b'#'; 2 << 20]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "runner-patch: error: the spec /dev/stdin is larger than the limit of 1 MiB\n"
+    );
+}
