@@ -149,6 +149,9 @@ impl Error {
     /// documents and `lines` line breaks (the errors a reading thread can meet name the document
     /// by index and line only).
     pub fn shifted(mut self, documents: usize, lines: usize) -> Self {
+        if let Error::Yaml { message, .. } = &mut self {
+            *message = crate::manifest::yaml::shift_lines(message, lines);
+        }
         if let Error::Yaml { index, line, .. } | Error::NotUtf8 { index, line, .. } = &mut self {
             *index += documents;
             *line += lines;

@@ -114,7 +114,7 @@ fn patch_items(
                 index: d.index,
                 line: d.body_line,
                 kind: None,
-                message: yaml::describe_error(&e).0,
+                message: yaml::shift_lines(&yaml::describe_error(&e).0, d.body_line - 1),
             })
         })
         .collect()
