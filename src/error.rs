@@ -80,6 +80,11 @@ pub enum Error {
         problems: Vec<SpecProblem>,
     },
 
+    /// The input is not what the mode reads (an empty input, or no ResourceList for a KRM
+    /// function).
+    #[error("{message}")]
+    Input { message: String },
+
     /// A document of the stream could not be read as YAML.
     #[error("document {index} (line {line}){kind}: cannot be parsed as YAML: {message}", kind = .kind.as_ref().map(|k| format!(" {k}")).unwrap_or_default())]
     Yaml {

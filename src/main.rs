@@ -41,6 +41,7 @@ impl From<&Error> for Exit {
         match e {
             Error::Spec { .. } => Exit::Usage,
             Error::Yaml { .. }
+            | Error::Input { .. }
             | Error::NotUtf8 { .. }
             | Error::Field { .. }
             | Error::Toml { .. }

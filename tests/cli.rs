@@ -571,3 +571,40 @@ fn the_spec_file_is_capped_and_special_files_are_refused_unread() {
         "runner-patch: error: the spec /dev/stdin is larger than the limit of 1 MiB\n"
     );
 }
+
+#[test]
+fn krm_says_each_spec_problem_as_its_own_result_and_empty_input_is_an_input_error() {
+    let list = "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems: []\nfunctionConfig:\n  apiVersion: runner-patch.dev/v1alpha1\n  kind: RunnerPatch\n  metadata: {name: x}\n  spec:\n    pullPolicy: sometimes\n    runnerToml: |\n      [runners.kubernetes]\n      bogus = 1\n      privileged = \"x\"\n";
+    let out = run(&["krm"], Some(list.as_bytes()));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let output =
+        runner_patch::manifest::yaml::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let results = output["results"].as_array().expect("results");
+    assert_eq!(results.len(), 3, "{results:?}");
+    for r in results {
+        let message = r["message"].as_str().unwrap();
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            message.starts_with("invalid spec functionConfig: spec."),
+            "{message}"
+        );
+        assert_eq!(r["severity"], "error");
+    }
+    let fields: Vec<_> = results.iter().map(|r| r["field"]["path"].clone()).collect();
+    assert_eq!(
+        fields,
+        ["spec.pullPolicy", "spec.runnerToml", "spec.runnerToml"]
+    );
+
+    for (input, says) in [
+        ("", "no input: the input is empty, not a ResourceList"),
+        (
+            "a: 1\n",
+            "the input is not a ResourceList (its kind is not ResourceList)",
+        ),
+    ] {
+        let out = run(&["krm"], Some(input.as_bytes()));
+        assert_eq!(out.status.code(), Some(3), "{input:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), format!("runner-patch: error: {says}\n"));
+    }
+}
