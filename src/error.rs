@@ -22,15 +22,14 @@ pub struct DocRef {
 
 impl fmt::Display for DocRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ", self.kind)?;
-        if let Some(ns) = &self.namespace {
-            write!(f, "{ns}/")?;
+        write!(f, "{}", self.kind)?;
+        match (&self.namespace, self.name.as_str()) {
+            (Some(ns), name) => write!(f, " {ns}/{name}")?,
+            // An unnamed document (a List): no empty name between two spaces.
+            (None, "") => {}
+            (None, name) => write!(f, " {name}")?,
         }
-        write!(
-            f,
-            "{} (document {}, line {}",
-            self.name, self.index, self.line
-        )?;
+        write!(f, " (document {}, line {}", self.index, self.line)?;
         if let Some(src) = &self.source {
             write!(f, ", {src}")?;
         }

@@ -390,7 +390,17 @@ fn prepare_spec(args: &PatchArgs) -> Result<(CompiledPatch, Vec<String>), Failur
     if !problems.is_empty() {
         return Err(Error::Spec { origin, problems }.into());
     }
-    let spec = draft.compile()?;
+    let spec = draft.compile().map_err(|mut e| {
+        // A spec made of flags only: name the flag, not a field the user never wrote.
+        if let (None, Error::Spec { problems, .. }) = (&args.config, &mut e) {
+            for p in problems {
+                if let Some(flag) = runner_patch::cli::flag_for(&p.path) {
+                    p.path = flag;
+                }
+            }
+        }
+        e
+    })?;
     Ok((spec, warnings))
 }
 

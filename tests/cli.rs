@@ -177,6 +177,64 @@ fn a_list_holding_the_release_is_named() {
             && err.contains("holds a gitlab-runner ConfigMap or Deployment in its items"),
         "{err}"
     );
+    // Without a name: one space between the kind and the position.
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": list["items"]});
+    let input = runner_patch::manifest::yaml::emit(&list).unwrap();
+    let out = run(
+        &["-c", example_spec().to_str().unwrap()],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("runner-patch: error: List (document 1, line 1):"),
+        "{err}"
+    );
+}
+
+#[test]
+fn command_line_problems_name_the_flag_and_empty_selectors_are_refused() {
+    let render = render();
+    let render = render.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["--host-alias", "999.1.1.1=gitlab.example.com"],
+            r#"--host-alias[0].ip: "999.1.1.1" is not a valid IPv4 or IPv6 address"#,
+        ),
+        (
+            vec!["--pull-policy", "sometimes"],
+            r#"--pull-policy[0]: "sometimes" is not a pull policy; use always, if-not-present or never"#,
+        ),
+        (
+            vec![
+                "--host-alias",
+                "10.0.0.1=gitlab.example.com",
+                "--release",
+                "",
+            ],
+            "--release: must not be empty",
+        ),
+        (
+            vec![
+                "--host-alias",
+                "10.0.0.1=gitlab.example.com",
+                "--namespace",
+                " ",
+            ],
+            "--namespace: must not be empty",
+        ),
+    ] {
+        let mut all = args.clone();
+        all.push(render);
+        let out = run(&all, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            stderr(&out),
+            format!("runner-patch: error: invalid spec (command line):\n  - {says}\n"),
+            "{args:?}"
+        );
+    }
 }
 
 #[test]

@@ -140,6 +140,18 @@ pub fn compile(spec: RunnerPatchSpec, root: &str) -> Result<CompiledPatch, Vec<S
             );
         }
     }
+    if let Some(selector) = &spec.selector {
+        // An empty value would select nothing (or, read as "unset", everything): refuse it.
+        for (key, value) in [
+            ("release", &selector.release),
+            ("name", &selector.name),
+            ("namespace", &selector.namespace),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                problem(format!("{root}.selector.{key}"), "must not be empty".into());
+            }
+        }
+    }
     let mut warnings = Vec::new();
     let fragment = spec
         .runner_toml
