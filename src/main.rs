@@ -792,10 +792,8 @@ impl Reporter {
 
     fn to_file(&self, line: &str) {
         self.start();
-        if self.error_file.is_some() {
-            if let Some(f) = self.file.borrow_mut().as_mut() {
-                let _ = f.write_all(line.as_bytes());
-            }
+        if let Some(f) = self.file.borrow_mut().as_mut() {
+            let _ = f.write_all(line.as_bytes());
         }
     }
 }
