@@ -258,6 +258,25 @@ impl PatchArgs {
     }
 }
 
+/// The command-line flag that set a spec field, for problems of a spec made from flags only
+/// (`spec.hostAliases[0].ip` → `--host-alias[0].ip`); `None` for other fields.
+pub fn flag_for(path: &str) -> Option<String> {
+    [
+        ("spec.hostAliases", "--host-alias"),
+        ("spec.pullPolicy", "--pull-policy"),
+        ("spec.allowedPullPolicies", "--allowed-pull-policy"),
+        ("spec.selector.release", "--release"),
+        ("spec.selector.namespace", "--namespace"),
+        ("spec.selector.name", "--name"),
+    ]
+    .into_iter()
+    .find_map(|(field, flag)| {
+        path.strip_prefix(field)
+            .filter(|rest| rest.is_empty() || rest.starts_with(['[', '.']))
+            .map(|rest| format!("{flag}{rest}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,15 +22,14 @@ pub struct DocRef {
 
 impl fmt::Display for DocRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ", self.kind)?;
-        if let Some(ns) = &self.namespace {
-            write!(f, "{ns}/")?;
+        write!(f, "{}", self.kind)?;
+        match (&self.namespace, self.name.as_str()) {
+            (Some(ns), name) => write!(f, " {ns}/{name}")?,
+            // An unnamed document (a List): no empty name between two spaces.
+            (None, "") => {}
+            (None, name) => write!(f, " {name}")?,
         }
-        write!(
-            f,
-            "{} (document {}, line {}",
-            self.name, self.index, self.line
-        )?;
+        write!(f, " (document {}, line {}", self.index, self.line)?;
         if let Some(src) = &self.source {
             write!(f, ", {src}")?;
         }
@@ -79,6 +78,11 @@ pub enum Error {
         origin: String,
         problems: Vec<SpecProblem>,
     },
+
+    /// The input is not what the mode reads (an empty input, or no ResourceList for a KRM
+    /// function).
+    #[error("{message}")]
+    Input { message: String },
 
     /// A document of the stream could not be read as YAML.
     #[error("document {index} (line {line}){kind}: cannot be parsed as YAML: {message}", kind = .kind.as_ref().map(|k| format!(" {k}")).unwrap_or_default())]
@@ -149,6 +153,9 @@ impl Error {
     /// documents and `lines` line breaks (the errors a reading thread can meet name the document
     /// by index and line only).
     pub fn shifted(mut self, documents: usize, lines: usize) -> Self {
+        if let Error::Yaml { message, .. } = &mut self {
+            *message = crate::manifest::yaml::shift_lines(message, lines);
+        }
         if let Error::Yaml { index, line, .. } | Error::NotUtf8 { index, line, .. } = &mut self {
             *index += documents;
             *line += lines;

@@ -76,8 +76,15 @@ fn patch_items(
     now: i64,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Value>, Error> {
+    if list.is_null() {
+        return Err(Error::Input {
+            message: "no input: the input is empty, not a ResourceList".into(),
+        });
+    }
     if list.get("kind").and_then(Value::as_str) != Some("ResourceList") {
-        return Err(spec_error("kind", "input is not a ResourceList".into()));
+        return Err(Error::Input {
+            message: "the input is not a ResourceList (its kind is not ResourceList)".into(),
+        });
     }
     let config = list.get("functionConfig").cloned().unwrap_or(Value::Null);
     let mut draft = spec::from_value(&config, "functionConfig")?;
@@ -114,7 +121,7 @@ fn patch_items(
                 index: d.index,
                 line: d.body_line,
                 kind: None,
-                message: yaml::describe_error(&e).0,
+                message: yaml::shift_lines(&yaml::describe_error(&e).0, d.body_line - 1),
             })
         })
         .collect()
@@ -154,7 +161,21 @@ fn render(items: Vec<Value>, warnings: &[String], err: Option<&Error>) -> String
         .iter()
         .map(|w| json!({ "message": w, "severity": "warning" }))
         .collect();
-    if let Some(e) = err {
+    // One result per problem of an invalid spec, each with its field.
+    if let Some(Error::Spec { origin, problems }) = err {
+        for p in problems {
+            let mut result = Map::new();
+            result.insert(
+                "message".into(),
+                json!(format!("invalid spec {origin}: {p}")),
+            );
+            result.insert("severity".into(), json!("error"));
+            if !p.path.is_empty() {
+                result.insert("field".into(), json!({ "path": p.path }));
+            }
+            results.push(Value::Object(result));
+        }
+    } else if let Some(e) = err {
         let mut result = Map::new();
         result.insert("message".into(), json!(e.to_string()));
         result.insert("severity".into(), json!("error"));

@@ -41,6 +41,7 @@ impl From<&Error> for Exit {
         match e {
             Error::Spec { .. } => Exit::Usage,
             Error::Yaml { .. }
+            | Error::Input { .. }
             | Error::NotUtf8 { .. }
             | Error::Field { .. }
             | Error::Toml { .. }
@@ -70,6 +71,27 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure::new(Exit::from(&e), e.to_string())
     }
+}
+
+/// Whether fd 1 was open when the process started. With `>&-` the output would be lost while the
+/// run reports success: Rust's runtime reopens a closed fd 1 on /dev/null before `main` (and
+/// otherwise the first file opened would take it), so the question is asked before that, by a
+/// constructor run by the loader.
+static STDOUT_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CHECK_STDOUT: extern "C" fn() = check_stdout;
+
+#[cfg(target_os = "linux")]
+extern "C" fn check_stdout() {
+    // SAFETY: fd 1 is only asked about (F_GETFD), never closed or kept.
+    let fd1 = unsafe { std::os::fd::BorrowedFd::borrow_raw(1) };
+    STDOUT_OPEN.store(
+        rustix::io::fcntl_getfd(fd1).is_ok(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
 }
 
 fn main() -> ExitCode {
@@ -194,6 +216,7 @@ fn finish(result: Result<(), Failure>, reporter: &Reporter) -> Exit {
 /// `runner-patch diff`: the run, then its output compared with its input instead of written.
 fn run_diff(args: &DiffArgs) -> Exit {
     let reporter = Reporter::new(args.patch.error_file.as_deref());
+    reporter.start();
     let result = (|| {
         let (source, _) = open_input(args.patch.input.as_deref())?.ok_or_else(no_input)?;
         let input = source.bytes();
@@ -270,6 +293,7 @@ fn run_filter(args: &PatchArgs) -> Exit {
         let result = utf8(bytes, &name, Exit::Input).and_then(|text| krm(text, &krm_host));
         (result, &krm_host)
     } else {
+        operator.start();
         (filter(args, bytes, &operator), &operator)
     };
     // The process ends now: unmapping a large input first would only add a TLB flush and a
@@ -343,10 +367,8 @@ fn prepare_spec(args: &PatchArgs) -> Result<(CompiledPatch, Vec<String>), Failur
     let mut draft = match &args.config {
         Some(path) => {
             let name = path.display().to_string();
-            let source = Source::open(path).map_err(|e| {
-                Failure::new(Exit::Usage, format!("cannot read the spec {name}: {e}"))
-            })?;
-            let text = spec_text.insert(utf8(source.bytes(), &name, Exit::Usage)?.to_owned());
+            let bytes = read_spec(path, &name)?;
+            let text = spec_text.insert(utf8(&bytes, &name, Exit::Usage)?.to_owned());
             // kustomize's temporary copy sits in /tmp: its files are the kustomization root's.
             if !args.config_is_copy {
                 base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -368,13 +390,87 @@ fn prepare_spec(args: &PatchArgs) -> Result<(CompiledPatch, Vec<String>), Failur
     if !problems.is_empty() {
         return Err(Error::Spec { origin, problems }.into());
     }
-    let spec = draft.compile()?;
+    let spec = draft.compile().map_err(|mut e| {
+        // A spec made of flags only: name the flag, not a field the user never wrote.
+        if let (None, Error::Spec { problems, .. }) = (&args.config, &mut e) {
+            for p in problems {
+                if let Some(flag) = runner_patch::cli::flag_for(&p.path) {
+                    p.path = flag;
+                }
+            }
+        }
+        e
+    })?;
     Ok((spec, warnings))
+}
+
+/// The largest spec file accepted (a spec is a few KiB; certificates are read separately).
+const MAX_SPEC_BYTES: u64 = 1 << 20;
+
+/// The spec file's bytes: a regular file of at most [`MAX_SPEC_BYTES`] (checked before reading),
+/// or a FIFO or pipe (`<(…)`, `/dev/stdin`) read up to that limit. A device, socket or directory
+/// is refused unread: `-c /dev/zero` must not read a gigabyte first.
+fn read_spec(path: &Path, name: &str) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let cannot =
+        |e: io::Error| Failure::new(Exit::Usage, format!("cannot read the spec {name}: {e}"));
+    let too_large = || {
+        Failure::new(
+            Exit::Usage,
+            format!(
+                "the spec {name} is larger than the limit of {} MiB",
+                MAX_SPEC_BYTES >> 20
+            ),
+        )
+    };
+    // Non-blocking: opening a FIFO without a writer must not wait.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
+        .open(path)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    let kind = meta.file_type();
+    if kind.is_file() {
+        if meta.len() > MAX_SPEC_BYTES {
+            return Err(too_large());
+        }
+    } else if kind.is_fifo() {
+        // A pipe's writer may not have written yet: wait for it as stdin would.
+        rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())
+            .map_err(|e| cannot(e.into()))?;
+    } else {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "a special file"
+        };
+        return Err(Failure::new(
+            Exit::Usage,
+            format!("the spec {name} is {what}, not a regular file"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(if kind.is_file() {
+        meta.len() as usize + 1
+    } else {
+        0
+    });
+    file.take(MAX_SPEC_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// `runner-patch check`: what the spec's certificates are and what a run would change.
 fn run_check(args: &PatchArgs) -> Exit {
     let reporter = Reporter::new(args.error_file.as_deref());
+    reporter.start();
     match check(args, &reporter) {
         Ok(warnings) if warnings => Exit::Warnings,
         Ok(_) => Exit::Ok,
@@ -436,9 +532,16 @@ fn check(args: &PatchArgs, reporter: &Reporter) -> Result<bool, Failure> {
         };
         out.push_str(&format!("      mounted: {mounted}\n"));
     }
+    let mut no_release = false;
     // The same input rule as a run: a file argument, or stdin when it is not a terminal.
     if let Some((source, _)) = open_input(args.input.as_deref())? {
         match runner_patch::patch_pieces(source.bytes(), &spec) {
+            // An empty stream (or one allowed to miss its release): say so, and not "all well".
+            Ok(p) if p.releases.is_empty() => {
+                out.push_str("releases: none found\n");
+                warnings.extend(p.warnings);
+                no_release = true;
+            }
             Ok(p) => {
                 out.push_str("releases:\n");
                 for r in &p.releases {
@@ -463,7 +566,9 @@ fn check(args: &PatchArgs, reporter: &Reporter) -> Result<bool, Failure> {
     for w in &warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
-    out.push_str(if warnings.is_empty() {
+    out.push_str(if no_release {
+        "result: no gitlab-runner release in the input, nothing checked\n"
+    } else if warnings.is_empty() {
         "result: all well\n"
     } else {
         "result: warnings\n"
@@ -472,6 +577,14 @@ fn check(args: &PatchArgs, reporter: &Reporter) -> Result<bool, Failure> {
         reporter.forward_to_helm(&Reporter::line("warning", w));
     }
     write_stdout(out.as_bytes())?;
+    // A gate fed nothing (a failed render) must not pass: exit 4 as for a stream without a
+    // release, unless the spec allows a missing release (then as a run: 0, or 5 on warnings).
+    if no_release && !spec.allow_missing {
+        return Err(Failure::new(
+            Exit::NoTarget,
+            "no gitlab-runner release in the input (it is empty); pass --allow-missing (or spec.allowMissing: true) if that is expected",
+        ));
+    }
     Ok(!warnings.is_empty())
 }
 
@@ -564,6 +677,12 @@ fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
 /// Writes the output; a reader that went away before the end (`… | head -c1`) is a failure, since
 /// whoever reads the output did not get all of it.
 fn write_chunks<'b>(chunks: impl IntoIterator<Item = &'b [u8]>) -> Result<(), Failure> {
+    if !STDOUT_OPEN.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Failure::new(
+            Exit::Internal,
+            "cannot write the output: stdout is closed",
+        ));
+    }
     let mut out = io::stdout().lock();
     chunks
         .into_iter()
@@ -588,7 +707,8 @@ fn write_chunks<'b>(chunks: impl IntoIterator<Item = &'b [u8]>) -> Result<(), Fa
 /// our stderr itself when we fail. Every line also goes to `--error-file` when given.
 struct Reporter {
     error_file: Option<PathBuf>,
-    /// Opened (truncated) at the first line, so a run leaves only its own lines in the file.
+    /// Opened (truncated) by [`Reporter::start`] or at the first line, so a run leaves only its
+    /// own lines in the file (a clean run an empty one).
     file: RefCell<Option<File>>,
     host: Host,
 }
@@ -659,15 +779,21 @@ impl Reporter {
         }
     }
 
-    fn to_file(&self, line: &str) {
+    /// Truncates (creates) the error file now: a run without a line to say must not leave the
+    /// previous run's lines there.
+    fn start(&self) {
         if let Some(path) = &self.error_file {
             let mut file = self.file.borrow_mut();
             if file.is_none() {
                 *file = File::create(path).ok();
             }
-            if let Some(f) = file.as_mut() {
-                let _ = f.write_all(line.as_bytes());
-            }
+        }
+    }
+
+    fn to_file(&self, line: &str) {
+        self.start();
+        if let Some(f) = self.file.borrow_mut().as_mut() {
+            let _ = f.write_all(line.as_bytes());
         }
     }
 }

@@ -350,7 +350,12 @@ fn check_reports_certificates_and_changes() {
         "registry.test.example.com",
         "registry",
     ));
-    let out = run(dir.path(), &["check", "--config", "runner-patch.yaml"], "");
+    // An empty stdin is no release (exit 4): the warning is checked against manifests.
+    let out = run(
+        dir.path(),
+        &["check", "--config", "runner-patch.yaml"],
+        &fixture("helm3-runner-0.92.0-base"),
+    );
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stdout).contains("result: warnings"));
 }

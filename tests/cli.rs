@@ -177,6 +177,64 @@ fn a_list_holding_the_release_is_named() {
             && err.contains("holds a gitlab-runner ConfigMap or Deployment in its items"),
         "{err}"
     );
+    // Without a name: one space between the kind and the position.
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": list["items"]});
+    let input = runner_patch::manifest::yaml::emit(&list).unwrap();
+    let out = run(
+        &["-c", example_spec().to_str().unwrap()],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("runner-patch: error: List (document 1, line 1):"),
+        "{err}"
+    );
+}
+
+#[test]
+fn command_line_problems_name_the_flag_and_empty_selectors_are_refused() {
+    let render = render();
+    let render = render.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["--host-alias", "999.1.1.1=gitlab.example.com"],
+            r#"--host-alias[0].ip: "999.1.1.1" is not a valid IPv4 or IPv6 address"#,
+        ),
+        (
+            vec!["--pull-policy", "sometimes"],
+            r#"--pull-policy[0]: "sometimes" is not a pull policy; use always, if-not-present or never"#,
+        ),
+        (
+            vec![
+                "--host-alias",
+                "10.0.0.1=gitlab.example.com",
+                "--release",
+                "",
+            ],
+            "--release: must not be empty",
+        ),
+        (
+            vec![
+                "--host-alias",
+                "10.0.0.1=gitlab.example.com",
+                "--namespace",
+                " ",
+            ],
+            "--namespace: must not be empty",
+        ),
+    ] {
+        let mut all = args.clone();
+        all.push(render);
+        let out = run(&all, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            stderr(&out),
+            format!("runner-patch: error: invalid spec (command line):\n  - {says}\n"),
+            "{args:?}"
+        );
+    }
 }
 
 #[test]
@@ -396,4 +454,215 @@ fn a_terminal_is_no_input_and_gets_a_summary() {
         said.starts_with("runner-patch: patched 1 release: Deployment gitlab-test/gitlab-runner\n"),
         "{said}"
     );
+}
+
+/// The TOML lines a run wrote for `key` (`key = …`), over all documents.
+fn toml_lines(stdout: &[u8], key: &str) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(&format!("{key} =")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_pull_policy_named_twice_is_written_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write(
+        tmp.path(),
+        "spec.yaml",
+        "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nspec:\n  pullPolicy: [always, Always]\n  allowedPullPolicies: [if-not-present, always]\n",
+    );
+    let out = run(
+        &[
+            "-c",
+            spec.to_str().unwrap(),
+            "--allowed-pull-policy=Always",
+            render().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pull = toml_lines(&out.stdout, "pull_policy");
+    let allowed = toml_lines(&out.stdout, "allowed_pull_policies");
+    assert!(!pull.is_empty() && !allowed.is_empty());
+    assert!(
+        pull.iter().all(|l| l == r#"pull_policy = ["always"]"#),
+        "{pull:?}"
+    );
+    assert!(
+        allowed
+            .iter()
+            .all(|l| l == r#"allowed_pull_policies = ["if-not-present", "always"]"#),
+        "{allowed:?}"
+    );
+}
+
+#[test]
+fn the_error_file_holds_only_this_runs_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let error_file = tmp.path().join("messages.txt");
+    let old = "runner-patch: error: a line from an earlier run\n";
+    let clean = |args: &[&str]| {
+        std::fs::write(&error_file, old).unwrap();
+        let (command, args) = args.split_at(args.len() - 1);
+        let mut all = command.to_vec();
+        all.extend([
+            "--error-file",
+            error_file.to_str().unwrap(),
+            "--host-alias",
+            "10.0.0.1=gitlab.example.com",
+        ]);
+        all.extend_from_slice(args);
+        let out = run(&all, None);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            std::fs::read_to_string(&error_file).unwrap(),
+            "",
+            "{args:?}"
+        );
+    };
+    let render = render();
+    let render = render.to_str().unwrap();
+    clean(&[render]);
+    clean(&["diff", render]);
+    clean(&["check", render]);
+}
+
+#[test]
+fn check_on_an_empty_input_does_not_say_all_well() {
+    let spec = example_spec();
+    let spec = spec.to_str().unwrap();
+    let out = run(&["check", "-c", spec], Some(b""));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("\nreleases: none found\n"), "{report}");
+    assert!(
+        report.ends_with("\nresult: no gitlab-runner release in the input, nothing checked\n"),
+        "{report}"
+    );
+    assert_eq!(
+        stderr(&out),
+        "runner-patch: error: no gitlab-runner release in the input (it is empty); pass --allow-missing (or spec.allowMissing: true) if that is expected\n"
+    );
+
+    let allowed = run(&["check", "--allow-missing", "-c", spec], Some(b""));
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    assert!(stderr(&allowed).is_empty());
+    let report = String::from_utf8_lossy(&allowed.stdout);
+    assert!(!report.contains("all well"), "{report}");
+}
+
+#[test]
+fn a_closed_fd_1_is_a_failure() {
+    // `>&-`: fd 1 closed when the process starts (Rust's runtime would reopen it on /dev/null).
+    let out = Command::new("sh")
+        .args(["-c", r#"exec "$0" "$@" >&-"#, BIN, "-c"])
+        .arg(example_spec())
+        .arg(render())
+        .env_remove("HELM_PLUGIN_NAME")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "runner-patch: error: cannot write the output: stdout is closed\n"
+    );
+}
+
+#[test]
+fn the_spec_file_is_capped_and_special_files_are_refused_unread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big.yaml");
+    std::fs::write(&big, vec![b'#'; (1 << 20) + 1]).unwrap();
+    let render = render();
+    let render = render.to_str().unwrap();
+    for (spec, says) in [
+        (
+            "/dev/zero",
+            "the spec /dev/zero is a device, not a regular file".to_owned(),
+        ),
+        (
+            big.to_str().unwrap(),
+            format!(
+                "the spec {} is larger than the limit of 1 MiB",
+                big.display()
+            ),
+        ),
+    ] {
+        let out = run(&["-c", spec, render], None);
+        assert_eq!(out.status.code(), Some(2), "{spec}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(stderr(&out), format!("runner-patch: error: {says}\n"));
+    }
+    // A pipe (process substitution, /dev/stdin) is read, up to the limit.
+    let spec = b"apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nspec:\n  hostAliases:\n    - {ip: 10.0.0.1, hostnames: [gitlab.example.com]}\n";
+    let mut child = Command::new(BIN)
+        .args(["-c", "/dev/stdin", render])
+        .env_remove("HELM_PLUGIN_NAME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(spec).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("10.0.0.1"));
+    let mut child = Command::new(BIN)
+        .args(["-c", "/dev/stdin", render])
+        .env_remove("HELM_PLUGIN_NAME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The writer may see the pipe closed once the limit is passed.
+    let _ = child.stdin.take().unwrap().write_all(&vec![b'#'; 2 << 20]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "runner-patch: error: the spec /dev/stdin is larger than the limit of 1 MiB\n"
+    );
+}
+
+#[test]
+fn krm_says_each_spec_problem_as_its_own_result_and_empty_input_is_an_input_error() {
+    let list = "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems: []\nfunctionConfig:\n  apiVersion: runner-patch.dev/v1alpha1\n  kind: RunnerPatch\n  metadata: {name: x}\n  spec:\n    pullPolicy: sometimes\n    runnerToml: |\n      [runners.kubernetes]\n      bogus = 1\n      privileged = \"x\"\n";
+    let out = run(&["krm"], Some(list.as_bytes()));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let output =
+        runner_patch::manifest::yaml::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let results = output["results"].as_array().expect("results");
+    assert_eq!(results.len(), 3, "{results:?}");
+    for r in results {
+        let message = r["message"].as_str().unwrap();
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            message.starts_with("invalid spec functionConfig: spec."),
+            "{message}"
+        );
+        assert_eq!(r["severity"], "error");
+    }
+    let fields: Vec<_> = results.iter().map(|r| r["field"]["path"].clone()).collect();
+    assert_eq!(
+        fields,
+        ["spec.pullPolicy", "spec.runnerToml", "spec.runnerToml"]
+    );
+
+    for (input, says) in [
+        ("", "no input: the input is empty, not a ResourceList"),
+        (
+            "a: 1\n",
+            "the input is not a ResourceList (its kind is not ResourceList)",
+        ),
+    ] {
+        let out = run(&["krm"], Some(input.as_bytes()));
+        assert_eq!(out.status.code(), Some(3), "{input:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), format!("runner-patch: error: {says}\n"));
+    }
 }

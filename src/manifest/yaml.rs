@@ -44,6 +44,26 @@ pub fn describe_error(err: &serde_saphyr::Error) -> (String, Option<(usize, usiz
     (message, position)
 }
 
+/// `message` with every `line N` read as `line N + delta`: a document's parse error counts lines
+/// from the document's start, the user reads the stream's.
+pub fn shift_lines(message: &str, delta: usize) -> String {
+    const WORD: &str = "line ";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(WORD) {
+        let (before, after) = rest.split_at(i + WORD.len());
+        out.push_str(before);
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match after[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + delta).to_string()),
+            Err(_) => out.push_str(&after[..digits]),
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn budget_breach(mut err: &serde_saphyr::Error) -> Option<&BudgetBreach> {
     loop {
         match err {
@@ -146,6 +166,17 @@ impl Serialize for GoSafe<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn positions_in_a_message_are_shifted_to_the_stream() {
+        assert_eq!(
+            shift_lines(
+                "x at line 8, column 58 (defined at line 12, column 9) line",
+                329
+            ),
+            "x at line 337, column 58 (defined at line 341, column 9) line"
+        );
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -288,7 +288,8 @@ pub fn parse_doc(doc: &Doc<'_>) -> Result<Value, Error> {
         let message = if kind.as_deref() == Some("Secret") {
             "the error message is withheld because the document may be a Secret".to_owned()
         } else {
-            message
+            // Positions inside the document, said as the stream's lines (as `line` is).
+            yaml::shift_lines(&message, doc.body_line - 1)
         };
         Error::Yaml {
             index: doc.index,

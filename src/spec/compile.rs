@@ -140,6 +140,18 @@ pub fn compile(spec: RunnerPatchSpec, root: &str) -> Result<CompiledPatch, Vec<S
             );
         }
     }
+    if let Some(selector) = &spec.selector {
+        // An empty value would select nothing (or, read as "unset", everything): refuse it.
+        for (key, value) in [
+            ("release", &selector.release),
+            ("name", &selector.name),
+            ("namespace", &selector.namespace),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                problem(format!("{root}.selector.{key}"), "must not be empty".into());
+            }
+        }
+    }
     let mut warnings = Vec::new();
     let fragment = spec
         .runner_toml
@@ -182,8 +194,9 @@ pub fn compile(spec: RunnerPatchSpec, root: &str) -> Result<CompiledPatch, Vec<S
     })
 }
 
-/// The policies of `list`, and a problem for every entry that is not one (path from
-/// `path_of(index)`).
+/// The policies of `list` in order, each once (`always` and `Always` are one policy, and a flag
+/// may repeat what the spec says: the runner would list a duplicate as written), and a problem
+/// for every entry that is not one (path from `path_of(index)`).
 fn policies(
     list: &[String],
     path_of: impl Fn(usize) -> String,
@@ -192,6 +205,7 @@ fn policies(
     let mut bad = Vec::new();
     for (i, p) in list.iter().enumerate() {
         match PullPolicy::parse(p) {
+            Some(policy) if good.contains(&policy) => {}
             Some(policy) => good.push(policy),
             None => bad.push((
                 path_of(i),
