@@ -95,6 +95,14 @@ pub(crate) fn patch(
         .secret_volumes
         .extend(plan.trust.job_secrets.iter().cloned());
     release_toml.tls_ca_file = plan.trust.tls_ca_file.clone();
+    if through_register {
+        register::check_executor(
+            &deploy.value,
+            &deploy.doc_ref,
+            release.container,
+            &release_toml,
+        )?;
+    }
     let writes = register::writes(&release_toml);
     let checks = ChartChecks {
         writes: &writes,

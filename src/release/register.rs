@@ -331,6 +331,44 @@ pub fn job_namespace(
     }
 }
 
+/// With an executor other than kubernetes, `register` keeps no `[runners.kubernetes]`: the host
+/// aliases, volumes and pull policies runner-patch writes there would never reach the runner, so
+/// such a release is refused rather than patched for nothing.
+pub fn check_executor(
+    deployment: &Json,
+    doc: &DocRef,
+    container: usize,
+    patch: &TomlPatch,
+) -> Result<(), Error> {
+    let Some(executor) = executor(deployment, container) else {
+        return Ok(());
+    };
+    if executor == runner::KUBERNETES_EXECUTOR {
+        return Ok(());
+    }
+    let writes_kubernetes = !patch.host_aliases.is_empty()
+        || !patch.config_map_volumes.is_empty()
+        || !patch.secret_volumes.is_empty()
+        || patch.pull_policy.is_some()
+        || patch.allowed_pull_policies.is_some()
+        || patch.fragment.as_ref().is_some_and(|f| {
+            f.values()
+                .iter()
+                .any(|(key, _)| key.to_ascii_lowercase().starts_with("kubernetes."))
+        });
+    if !writes_kubernetes {
+        return Ok(());
+    }
+    Err(Error::Field {
+        doc: Box::new(doc.clone()),
+        field: format!("spec.template.spec.containers[{container}].env"),
+        message: format!(
+            "RUNNER_EXECUTOR is {executor:?}: register keeps [runners.kubernetes] only for the {} executor, so what runner-patch writes there (host aliases, volumes, pull policies) would never reach the runner",
+            runner::KUBERNETES_EXECUTOR
+        ),
+    })
+}
+
 /// The executor `register` uses for the runner container: its `RUNNER_EXECUTOR` env var.
 pub fn executor(deployment: &Json, container: usize) -> Option<&str> {
     deployment
