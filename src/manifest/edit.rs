@@ -124,6 +124,11 @@ struct Node {
     /// End of the node's content (exclusive): a block scalar ends with its last non-blank line
     /// (its line break and trailing blank lines are not part of it).
     end: usize,
+    /// Where the node's text ends for a sibling written after it: `end`, but for a keep-chomped
+    /// block scalar (`|+`, `>+`, `|2+`) the end of its trailing blank lines, which are part of its
+    /// value (new lines inserted before them would take them away from it). For a block
+    /// collection, that of its last entry or item.
+    trail_end: usize,
     /// Anchor id (0 = none).
     anchor: usize,
     kind: Kind,
@@ -230,6 +235,7 @@ impl Builder<'_> {
                 Ok(Node {
                     start: s,
                     end: e,
+                    trail_end: e,
                     anchor: 0,
                     kind: Kind::Alias,
                 })
@@ -244,17 +250,20 @@ impl Builder<'_> {
                     if let Some((Event::MappingEnd, _, end)) = events.peek() {
                         let end = *end;
                         events.next();
-                        let end = if flow {
+                        let (end, trail_end) = if flow {
                             self.prev_end = end;
-                            end
+                            (end, end)
                         } else {
                             entries
                                 .last()
-                                .map_or(s, |(_, _, v): &(Option<String>, Node, Node)| v.end)
+                                .map_or((s, s), |(_, _, v): &(Option<String>, Node, Node)| {
+                                    (v.end, v.trail_end)
+                                })
                         };
                         return Ok(Node {
                             start: s,
                             end,
+                            trail_end,
                             anchor,
                             kind: Kind::Map { flow, entries },
                         });
@@ -279,11 +288,11 @@ impl Builder<'_> {
                     if let Some((Event::SequenceEnd, _, end)) = events.peek() {
                         let end = *end;
                         events.next();
-                        let end = if flow {
+                        let (end, trail_end) = if flow {
                             self.prev_end = end;
-                            end
+                            (end, end)
                         } else {
-                            items.last().map_or(s, |n: &Node| n.end)
+                            items.last().map_or((s, s), |n: &Node| (n.end, n.trail_end))
                         };
                         if !flow
                             && self.seq_indent.is_none()
@@ -295,6 +304,7 @@ impl Builder<'_> {
                         return Ok(Node {
                             start: s,
                             end,
+                            trail_end,
                             anchor,
                             kind: Kind::Seq { flow, items },
                         });
@@ -336,9 +346,15 @@ impl Builder<'_> {
                     return Err(unsupported("", "cannot find a block scalar's indicator"));
                 }
                 let end = block_scalar_end(self.text, i, e);
+                let trail_end = if keeps_trailing_lines(self.text, i) {
+                    kept_lines_end(self.text, end)
+                } else {
+                    end
+                };
                 Ok(Node {
                     start: i,
                     end,
+                    trail_end,
                     anchor,
                     kind: Kind::Scalar {
                         style,
@@ -360,6 +376,7 @@ impl Builder<'_> {
                 Ok(Node {
                     start: at,
                     end: at,
+                    trail_end: at,
                     anchor,
                     kind: Kind::Scalar { style, empty: true },
                 })
@@ -367,6 +384,7 @@ impl Builder<'_> {
             _ => Ok(Node {
                 start: s,
                 end: e,
+                trail_end: e,
                 anchor,
                 kind: Kind::Scalar {
                     style,
@@ -772,7 +790,7 @@ impl Editor<'_> {
         for (k, v) in added {
             self.entry_lines(k, v, col, &mut lines);
         }
-        self.insert_lines(map.end, lines);
+        self.insert_lines(map.trail_end, lines);
         Ok(())
     }
 
@@ -805,7 +823,7 @@ impl Editor<'_> {
         for item in added {
             self.item_lines(item, dash_col, content_col - dash_col, &mut lines);
         }
-        self.insert_lines(seq.end, lines);
+        self.insert_lines(seq.trail_end, lines);
         Ok(())
     }
 
@@ -843,7 +861,7 @@ impl Editor<'_> {
                 "shares its line with another item; cannot remove it",
             ));
         }
-        self.splice(ls, line_end(self.text, item.end), String::new());
+        self.splice(ls, line_end(self.text, item.trail_end), String::new());
         Ok(())
     }
 
@@ -898,7 +916,7 @@ impl Editor<'_> {
         }
         self.splice(
             ls,
-            line_end(self.text, value.end.max(key.end)),
+            line_end(self.text, value.trail_end.max(key.end)),
             String::new(),
         );
         Ok(())
@@ -1121,6 +1139,34 @@ fn block_scalar_end(text: &str, indicator: usize, span_end: usize) -> usize {
         }
     }
     indicator + text[indicator..header_end].trim_end().len()
+}
+
+/// Whether the block scalar whose `|`/`>` indicator is at `indicator` has keep chomping (`+`
+/// among the indicators that follow it).
+fn keeps_trailing_lines(text: &str, indicator: usize) -> bool {
+    text[indicator + 1..]
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-'))
+        .any(|b| b == b'+')
+}
+
+/// The end of the blank lines that follow a block scalar's last content line (ending at
+/// `content_end`): up to the first line that holds anything, a comment included (a comment line
+/// ends a block scalar's trailing lines). Whitespace deeper than the content is content, so
+/// every line skipped here is one of the scalar's kept line breaks.
+fn kept_lines_end(text: &str, content_end: usize) -> usize {
+    let mut trail_end = content_end;
+    let mut at = line_end(text, content_end);
+    while at < text.len() {
+        let next = line_end(text, at);
+        let line = text[at..next].trim_end_matches(['\n', '\r']);
+        if !line.bytes().all(|b| b == b' ' || b == b'\t') {
+            break;
+        }
+        trail_end = at + line.len();
+        at = next;
+    }
+    trail_end
 }
 
 fn line_start(text: &str, pos: usize) -> usize {
@@ -1459,5 +1505,58 @@ mod tests {
         let body = "data:\n  t: x\n";
         let out = edit(body, |v| v["data"]["t"] = json!("\tcr\r\nz\u{2028}\n"));
         assert_eq!(out, "data:\n  t: \"\\tcr\\r\\nz\\u2028\\n\"\n");
+    }
+    /// A keep-chomped block (`|+`, `>+`, `|2+`) owns its trailing blank lines: whatever is
+    /// inserted after it goes after them, so that it reads the same (issue 12, gap 6).
+    #[test]
+    fn inserts_after_the_kept_lines_of_a_keep_block() {
+        let add = |v: &mut Value| {
+            v["spec"]["hostAliases"] = json!([{"ip": "10.0.0.1", "hostnames": ["a"]}])
+        };
+        let alias = "  hostAliases:\n  - ip: \"10.0.0.1\"\n    hostnames:\n    - a\n";
+        for header in ["|+", ">+", "|2+"] {
+            // In the middle of the document, with a whitespace-only kept line.
+            let body = format!("spec:\n  a: 1\n  s: {header}\n    echo\n\n  \nother: 1\n");
+            let out = edit(&body, add);
+            assert_eq!(
+                out,
+                format!("spec:\n  a: 1\n  s: {header}\n    echo\n\n  \n{alias}other: 1\n")
+            );
+            // As the last value of the document.
+            let body = format!("spec:\n  a: 1\n  s: {header}\n    echo\n\n\n");
+            assert_eq!(
+                edit(&body, add),
+                format!("spec:\n  a: 1\n  s: {header}\n    echo\n\n\n{alias}")
+            );
+        }
+        // A comment line ends the kept lines: the new key goes between them and the comment.
+        let body = "spec:\n  s: |+\n    echo\n\n  # c\n\nother: 1\n";
+        assert_eq!(
+            edit(body, add),
+            format!("spec:\n  s: |+\n    echo\n\n{alias}  # c\n\nother: 1\n")
+        );
+        // A clip block's trailing blank lines are not its value: new lines go before them, as
+        // they always did.
+        let body = "spec:\n  s: |\n    echo\n\nother: 1\n";
+        assert_eq!(
+            edit(body, add),
+            format!("spec:\n  s: |\n    echo\n{alias}\nother: 1\n")
+        );
+    }
+
+    #[test]
+    fn lists_ending_in_a_keep_block_grow_and_shrink_around_its_kept_lines() {
+        let body = "l:\n- name: a\n  s: |+\n    x\n\n- name: b\n  s: |+\n    y\n\n\nz: 1\n";
+        let out = edit(body, |v| {
+            v["l"].as_array_mut().unwrap().push(json!({"name": "c"}));
+        });
+        assert_eq!(
+            out,
+            "l:\n- name: a\n  s: |+\n    x\n\n- name: b\n  s: |+\n    y\n\n\n- name: c\nz: 1\n"
+        );
+        let out = edit(body, |v| {
+            v["l"].as_array_mut().unwrap().remove(0);
+        });
+        assert_eq!(out, "l:\n- name: b\n  s: |+\n    y\n\n\nz: 1\n");
     }
 }
