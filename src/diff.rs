@@ -103,7 +103,7 @@ impl<'d, 'a> Side<'d, 'a> {
         Side {
             doc,
             text: text(stream, doc),
-            value: yaml::parse(doc.body).unwrap_or(Value::Null),
+            value: yaml::parse(doc.yaml).unwrap_or(Value::Null),
         }
     }
 
@@ -272,11 +272,11 @@ fn same_but_toml(old: Option<&Side<'_, '_>>, new: Option<&Side<'_, '_>>, keys: &
     const PLACEHOLDER: &str = "runner-patch-diff-toml-value";
     let masked = |s: Option<&Side<'_, '_>>| -> Option<String> {
         let s = s?;
-        let mut body = s.doc.body.to_owned();
+        let mut body = s.doc.yaml.to_owned();
         for key in keys {
             body = edit::replace_data_value(&body, key, PLACEHOLDER)?;
         }
-        let text = format!("{}{body}{}", s.doc.head, s.doc.tail);
+        let text = format!("{}{body}{}", s.doc.head, s.doc.after_yaml());
         let mut kept = String::with_capacity(text.len());
         let mut after_value = false;
         for line in text.split_inclusive('\n') {

@@ -87,9 +87,9 @@ fn ours(text: &str) -> Vec<(String, Value)> {
         .filter(|d| !d.is_empty())
         .map(|d| {
             (
-                d.body.to_owned(),
+                d.yaml.to_owned(),
                 // A document nobody can read (NUL bytes…) still counts, like Go's `__error__`.
-                runner_patch::manifest::yaml::parse(d.body)
+                runner_patch::manifest::yaml::parse(d.yaml)
                     .unwrap_or(Value::String("__unparsed__".into())),
             )
         })

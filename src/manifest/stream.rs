@@ -25,6 +25,11 @@ pub struct Doc<'a> {
     pub body: &'a str,
     /// Blank lines, comment lines and `...` markers after the content.
     pub tail: &'a str,
+    /// `body` and the lines of spaces that directly follow it (the start of `tail`): the text a
+    /// YAML reader reads the document's value from. Those lines are part of the value of a
+    /// keep-chomped block scalar (`|+`) that ends the document, so a document is parsed and
+    /// edited as this text, never as `body` alone.
+    pub yaml: &'a str,
     /// 1-based position in the stream.
     pub index: usize,
     /// 1-based line of the stream where `body` starts.
@@ -35,10 +40,15 @@ pub struct Doc<'a> {
     pub offset: usize,
 }
 
-impl Doc<'_> {
+impl<'a> Doc<'a> {
     /// Length of the document's text in bytes (head, body and tail).
     pub fn text_len(&self) -> usize {
         self.head.len() + self.body.len() + self.tail.len()
+    }
+
+    /// What follows `yaml`: the comment lines, `...` markers and anything after them of `tail`.
+    pub fn after_yaml(&self) -> &'a str {
+        &self.tail[self.yaml.len() - self.body.len()..]
     }
 
     /// True when the document holds no YAML node (only a marker, comments or blank lines).
@@ -284,10 +294,27 @@ fn carve(slice: &str, index: usize, first_line: usize, offset: usize) -> Doc<'_>
             break;
         }
     }
+    // Lines of spaces after the content (TABs are left out: a TAB-only line is a comment line
+    // to every reader, never part of a block scalar).
+    let mut yaml_end = tail_start;
+    while yaml_end < slice.len() {
+        let line_end =
+            memchr::memchr(b'\n', &bytes[yaml_end..]).map_or(slice.len(), |i| yaml_end + i + 1);
+        let line = &slice[yaml_end..line_end];
+        if !line
+            .trim_end_matches(['\n', '\r'])
+            .bytes()
+            .all(|b| b == b' ')
+        {
+            break;
+        }
+        yaml_end = line_end;
+    }
     Doc {
         head: &slice[..head_end],
         body: &slice[head_end..tail_start],
         tail: &slice[tail_start..],
+        yaml: &slice[head_end..yaml_end],
         index,
         line: first_line,
         body_line: first_line + head_lines,
@@ -331,11 +358,22 @@ mod tests {
         assert_eq!(s.docs[0].head, "---\n# Source: a.yaml\n");
         assert_eq!(s.docs[0].body, "kind: A\nx: 1\n");
         assert_eq!(s.docs[0].tail, "\n  \n");
+        assert_eq!(s.docs[0].yaml, "kind: A\nx: 1\n\n  \n");
         assert_eq!(s.docs[0].body_line, 3);
         assert_eq!(s.docs[0].source_comment(), Some("a.yaml"));
         assert_eq!(s.docs[1].body, "kind: B\n");
         assert_eq!(s.docs[1].tail, "...\n");
+        assert_eq!(s.docs[1].yaml, "kind: B\n");
         assert_eq!(s.docs[1].line, 7);
+    }
+
+    #[test]
+    fn yaml_text_takes_the_lines_of_spaces_up_to_a_comment() {
+        let s = roundtrip("a: |+\n  x\n\n   \n# c\n\n---\nb: 1\n\t\n");
+        assert_eq!(s.docs[0].yaml, "a: |+\n  x\n\n   \n");
+        assert_eq!(s.docs[0].after_yaml(), "# c\n\n");
+        assert_eq!(s.docs[1].yaml, "b: 1\n");
+        assert_eq!(s.docs[1].after_yaml(), "\t\n");
     }
 
     #[test]

@@ -281,7 +281,7 @@ fn declared_kind(body: &str) -> Option<&str> {
 
 /// Parses a candidate document; an error names the document and never quotes a Secret.
 pub fn parse_doc(doc: &Doc<'_>) -> Result<Value, Error> {
-    yaml::parse(doc.body).map_err(|e| {
+    yaml::parse(doc.yaml).map_err(|e| {
         let (message, position) = yaml::describe_error(&e);
         let kind = guess_kind(doc.body);
         // Never echo anything from what may be a Secret.

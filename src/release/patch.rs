@@ -567,7 +567,9 @@ fn edit_in_place(
     after: &Value,
     doc_ref: &DocRef,
 ) -> Result<String, Error> {
-    let body = edit::rewrite(doc.body, before, after).map_err(|e| Error::Field {
+    // The document's YAML text: its body and the lines of spaces after it (a `|+` block that
+    // ends the document holds them; new lines must go after them).
+    let body = edit::rewrite(doc.yaml, before, after).map_err(|e| Error::Field {
         doc: Box::new(doc_ref.clone()),
         field: if e.field.is_empty() {
             "(document)".into()
@@ -578,13 +580,13 @@ fn edit_in_place(
             Some(at) => format!(
                 "{} (stream line {})",
                 e.message,
-                doc.body_line + doc.body[..at].matches('\n').count()
+                doc.body_line + doc.yaml[..at].matches('\n').count()
             ),
             None => e.message,
         },
     })?;
-    let body = body.as_deref().unwrap_or(doc.body);
-    Ok([doc.head, body, doc.tail].concat())
+    let body = body.as_deref().unwrap_or(doc.yaml);
+    Ok([doc.head, body, doc.after_yaml()].concat())
 }
 
 /// `Kind ns/name` for change lines.
