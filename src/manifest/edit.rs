@@ -67,7 +67,7 @@ fn rewrite_with(
         text: body,
         eol: if body.contains("\r\n") { "\r\n" } else { "\n" },
         aliased: &tree.aliased,
-        seq_indent: tree.seq_indent,
+        style: tree.style,
         block_strings,
         splices: Vec::new(),
     };
@@ -158,9 +158,30 @@ struct Tree {
     root: Node,
     /// Anchor ids some alias refers to, with the offset of the first such alias.
     aliased: HashMap<usize, usize>,
-    /// How far a block list under a key is indented past the key (0: `key:⏎- a`, 2: `key:⏎  - a`),
-    /// as the document's first such list does it.
+    /// The document's block layout, as most of its nested mappings and lists write it: what a
+    /// new block follows where its surroundings show no layout of their own.
+    style: Style,
+}
+
+/// How a document lays out its blocks (new blocks follow the layout around them, so that a
+/// 4-space document with indentless lists does not get 2-space blocks with indented ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Style {
+    /// How far a nested block mapping's keys are indented past its key (2: `key:⏎  a: 1`).
+    map_step: usize,
+    /// How far a block list under a key is indented past the key (0: `key:⏎- a`, 2: `key:⏎  - a`).
     seq_indent: usize,
+    /// From a list item's dash to its content (2: `- name: a`, 4: `-   name: a`).
+    item_gap: usize,
+}
+
+impl Style {
+    /// Kubernetes' (and Helm's) usual layout: 2 spaces, lists not indented under their key.
+    const USUAL: Style = Style {
+        map_step: 2,
+        seq_indent: 0,
+        item_gap: 2,
+    };
 }
 
 type Events<'a> = std::iter::Peekable<std::vec::IntoIter<(Event<'a>, usize, usize)>>;
@@ -197,14 +218,23 @@ impl Tree {
             text,
             prev_end: 0,
             aliased: HashMap::new(),
-            seq_indent: None,
+            seq_indent: Votes::default(),
+            map_step: Votes::default(),
+            item_gap: Votes::default(),
         };
         let mut events: Events<'_> = events.into_iter().peekable();
         let root = builder.node(&mut events, None)?;
         Ok(Tree {
             root,
             aliased: builder.aliased,
-            seq_indent: builder.seq_indent.unwrap_or(0),
+            style: Style {
+                map_step: builder.map_step.winner().unwrap_or(Style::USUAL.map_step),
+                seq_indent: builder
+                    .seq_indent
+                    .winner()
+                    .unwrap_or(Style::USUAL.seq_indent),
+                item_gap: builder.item_gap.winner().unwrap_or(Style::USUAL.item_gap),
+            },
         })
     }
 }
@@ -214,7 +244,36 @@ struct Builder<'t> {
     /// End of the last token read (a scalar, an alias or a bracket).
     prev_end: usize,
     aliased: HashMap<usize, usize>,
-    seq_indent: Option<usize>,
+    seq_indent: Votes,
+    map_step: Votes,
+    item_gap: Votes,
+}
+
+/// Counts how often each width (0..=8) is seen; the most frequent wins, the first seen on a tie.
+/// (Helm renders mix layouts: a chart's own lists are not indented, lists pasted in with
+/// `nindent` are.)
+#[derive(Default)]
+struct Votes {
+    counts: [usize; 9],
+    first: Option<usize>,
+}
+
+impl Votes {
+    fn add(&mut self, width: usize) {
+        let width = width.min(8);
+        self.counts[width] += 1;
+        self.first.get_or_insert(width);
+    }
+
+    fn winner(&self) -> Option<usize> {
+        let first = self.first?;
+        let best = *self.counts.iter().max()?;
+        Some(if self.counts[first] == best {
+            first
+        } else {
+            self.counts.iter().position(|&c| c == best)?
+        })
+    }
 }
 
 impl Builder<'_> {
@@ -245,11 +304,17 @@ impl Builder<'_> {
                 if flow {
                     self.prev_end = e;
                 }
-                let mut entries = Vec::new();
+                let mut entries: Vec<(Option<String>, Node, Node)> = Vec::new();
                 loop {
                     if let Some((Event::MappingEnd, _, end)) = events.peek() {
                         let end = *end;
                         events.next();
+                        if !flow
+                            && let (Some(kc), Some((_, first, _))) = (key_col, entries.first())
+                            && column(self.text, first.start) > kc
+                        {
+                            self.map_step.add(column(self.text, first.start) - kc);
+                        }
                         let (end, trail_end) = if flow {
                             self.prev_end = end;
                             (end, end)
@@ -295,11 +360,13 @@ impl Builder<'_> {
                             items.last().map_or((s, s), |n: &Node| (n.end, n.trail_end))
                         };
                         if !flow
-                            && self.seq_indent.is_none()
-                            && let (Some(kc), Some(first)) = (key_col, items.first())
-                            && let Some((dash, _)) = dash_layout(self.text, first.start)
+                            && let Some(first) = items.first()
+                            && let Some((dash, content)) = dash_layout(self.text, first.start)
                         {
-                            self.seq_indent = Some(dash.saturating_sub(kc).min(8));
+                            if let Some(kc) = key_col {
+                                self.seq_indent.add(dash.saturating_sub(kc));
+                            }
+                            self.item_gap.add((content - dash).max(2));
                         }
                         return Ok(Node {
                             start: s,
@@ -402,13 +469,15 @@ impl Builder<'_> {
 #[derive(Clone, Copy)]
 enum Place {
     Root,
-    /// The value of a block mapping key at this column.
+    /// The value of a block mapping key at this column, in a mapping laid out so.
     BlockValue {
         key_col: usize,
+        style: Style,
     },
-    /// An item of a block list whose dash is at this column.
+    /// An item of a block list whose dash is at this column, in a list laid out so.
     BlockItem {
         dash_col: usize,
+        style: Style,
     },
     /// Inside a flow collection.
     Flow,
@@ -430,7 +499,8 @@ struct Editor<'t> {
     text: &'t str,
     eol: &'static str,
     aliased: &'t HashMap<usize, usize>,
-    seq_indent: usize,
+    /// The document's layout (see [`Tree::style`]).
+    style: Style,
     /// Write every replaced string in block context as a literal block (see [`rewrite_with`]).
     block_strings: bool,
     splices: Vec<Splice>,
@@ -483,6 +553,7 @@ impl Editor<'_> {
                             } else {
                                 Place::BlockValue {
                                     key_col: column(self.text, key.start),
+                                    style: self.local_style(node),
                                 }
                             };
                             path.push(Segment::Key(k.clone()));
@@ -580,8 +651,14 @@ impl Editor<'_> {
     fn item_place(&self, seq: &Node, first: Option<&Node>) -> Place {
         match (&seq.kind, first) {
             (Kind::Seq { flow: true, .. }, _) => Place::Flow,
-            (_, Some(first)) => dash_layout(self.text, first.start)
-                .map_or(Place::Flow, |(dash_col, _)| Place::BlockItem { dash_col }),
+            (_, Some(first)) => {
+                dash_layout(self.text, first.start).map_or(Place::Flow, |(dash_col, _)| {
+                    Place::BlockItem {
+                        dash_col,
+                        style: self.local_style(seq),
+                    }
+                })
+            }
             _ => Place::Flow,
         }
     }
@@ -604,11 +681,11 @@ impl Editor<'_> {
                 "changes type; cannot edit a block collection into something else in place",
             ));
         }
-        let (indent, in_flow) = match place {
-            Place::Root => (0, false),
-            Place::BlockValue { key_col } => (key_col, false),
-            Place::BlockItem { dash_col } => (dash_col, false),
-            Place::Flow => (0, true),
+        let (indent, in_flow, style) = match place {
+            Place::Root => (0, false, self.style),
+            Place::BlockValue { key_col, style } => (key_col, false, style),
+            Place::BlockItem { dash_col, style } => (dash_col, false, style),
+            Place::Flow => (0, true, self.style),
         };
         let empty_collection = matches!(value, Value::Object(m) if m.is_empty())
             || matches!(value, Value::Array(a) if a.is_empty());
@@ -623,12 +700,18 @@ impl Editor<'_> {
             let lines = match value {
                 Value::Array(items) => {
                     let dash_col = match place {
-                        Place::BlockValue { .. } => indent + self.seq_indent,
-                        _ => indent + 2,
+                        Place::BlockValue { .. } => indent + style.seq_indent,
+                        _ => indent + style.item_gap,
                     };
-                    self.seq_lines(items, dash_col)
+                    self.seq_lines(items, dash_col, style)
                 }
-                _ => self.map_lines(value, indent + 2),
+                _ => {
+                    let col = match place {
+                        Place::BlockValue { .. } => indent + style.map_step,
+                        _ => indent + style.item_gap,
+                    };
+                    self.map_lines(value, col, style)
+                }
             };
             let line_start = line_start(self.text, node.start);
             let before = &self.text[line_start..node.start];
@@ -786,9 +869,10 @@ impl Editor<'_> {
             return Err(refuse(path, "is an empty block mapping"));
         };
         let col = column(self.text, first_key.start);
+        let style = self.local_style(map);
         let mut lines = Vec::new();
         for (k, v) in added {
-            self.entry_lines(k, v, col, &mut lines);
+            self.entry_lines(k, v, col, style, &mut lines);
         }
         self.insert_lines(map.trail_end, lines);
         Ok(())
@@ -819,9 +903,13 @@ impl Editor<'_> {
                 "is a block list in a layout runner-patch cannot extend",
             ));
         };
+        let style = Style {
+            item_gap: content_col - dash_col,
+            ..self.local_style(seq)
+        };
         let mut lines = Vec::new();
         for item in added {
-            self.item_lines(item, dash_col, content_col - dash_col, &mut lines);
+            self.item_lines(item, dash_col, style, &mut lines);
         }
         self.insert_lines(seq.trail_end, lines);
         Ok(())
@@ -931,32 +1019,104 @@ impl Editor<'_> {
 
     // --- writing new nodes in block layout ---
 
-    fn entry_lines(&self, key: &str, value: &Value, col: usize, out: &mut Vec<String>) {
+    /// The layout new blocks inside `node` (a block mapping or list) follow: what its own
+    /// entries, or its items' entries, show (a nested mapping's step, a list's indentation under
+    /// its key, an item's dash gap); the document's layout for what they do not show.
+    fn local_style(&self, node: &Node) -> Style {
+        let mut style = self.style;
+        let (mut step, mut indent, mut gap) = (None, None, None);
+        let mut observe = |entries: &[(Option<String>, Node, Node)]| {
+            for (_, key, value) in entries {
+                let key_col = column(self.text, key.start);
+                match &value.kind {
+                    Kind::Map {
+                        flow: false,
+                        entries: inner,
+                    } => {
+                        if let Some((_, first, _)) = inner.first() {
+                            let col = column(self.text, first.start);
+                            if col > key_col {
+                                step.get_or_insert(col - key_col);
+                            }
+                        }
+                    }
+                    Kind::Seq { flow: false, items } => {
+                        if let Some((dash, content)) =
+                            items.first().and_then(|f| dash_layout(self.text, f.start))
+                            && dash >= key_col
+                        {
+                            indent.get_or_insert(dash - key_col);
+                            gap.get_or_insert(content - dash);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        };
+        match &node.kind {
+            Kind::Map {
+                flow: false,
+                entries,
+            } => observe(entries),
+            Kind::Seq { flow: false, items } => {
+                for item in items {
+                    if let Kind::Map {
+                        flow: false,
+                        entries,
+                    } = &item.kind
+                    {
+                        observe(entries);
+                    }
+                }
+                if let Some((dash, content)) =
+                    items.first().and_then(|f| dash_layout(self.text, f.start))
+                {
+                    gap = Some(content - dash);
+                }
+            }
+            _ => {}
+        }
+        style.map_step = step.map_or(style.map_step, |s| s.min(8));
+        style.seq_indent = indent.map_or(style.seq_indent, |i| i.min(8));
+        style.item_gap = gap.map_or(style.item_gap, |g| g.clamp(2, 8));
+        style
+    }
+
+    fn entry_lines(
+        &self,
+        key: &str,
+        value: &Value,
+        col: usize,
+        style: Style,
+        out: &mut Vec<String>,
+    ) {
         let pad = " ".repeat(col);
         let key = key_text(key);
         match value {
             Value::Object(m) if !m.is_empty() => {
                 out.push(format!("{pad}{key}:"));
-                out.extend(self.map_lines(value, col + 2));
+                out.extend(self.map_lines(value, col + style.map_step, style));
             }
             Value::Array(a) if !a.is_empty() => {
                 out.push(format!("{pad}{key}:"));
-                out.extend(self.seq_lines(a, col + self.seq_indent));
+                out.extend(self.seq_lines(a, col + style.seq_indent, style));
             }
-            Value::String(s) if s.contains('\n') => match literal_block(s, col + 2, 2) {
-                Some(block) => {
-                    out.push(format!("{pad}{key}: {}", block.header));
-                    out.extend(block.lines.split('\n').map(str::to_owned));
+            Value::String(s) if s.contains('\n') => {
+                match literal_block(s, col + style.map_step, style.map_step) {
+                    Some(block) => {
+                        out.push(format!("{pad}{key}: {}", block.header));
+                        out.extend(block.lines.split('\n').map(str::to_owned));
+                    }
+                    None => out.push(format!("{pad}{key}: {}", json_quoted(s))),
                 }
-                None => out.push(format!("{pad}{key}: {}", json_quoted(s))),
-            },
+            }
             other => out.push(format!("{pad}{key}: {}", scalar_text(other))),
         }
     }
 
     /// The lines of a mapping at column `col`; `name` (and a host alias's `ip`) first, the way
     /// the chart writes its own entries.
-    fn map_lines(&self, value: &Value, col: usize) -> Vec<String> {
+    fn map_lines(&self, value: &Value, col: usize, style: Style) -> Vec<String> {
         let Value::Object(m) = value else {
             return vec![format!("{}{}", " ".repeat(col), flow_text(value))];
         };
@@ -968,25 +1128,25 @@ impl Editor<'_> {
         });
         let mut out = Vec::new();
         for k in keys {
-            self.entry_lines(k, &m[k.as_str()], col, &mut out);
+            self.entry_lines(k, &m[k.as_str()], col, style, &mut out);
         }
         out
     }
 
-    fn seq_lines(&self, items: &[Value], dash_col: usize) -> Vec<String> {
+    fn seq_lines(&self, items: &[Value], dash_col: usize, style: Style) -> Vec<String> {
         let mut out = Vec::new();
         for item in items {
-            self.item_lines(item, dash_col, 2, &mut out);
+            self.item_lines(item, dash_col, style, &mut out);
         }
         out
     }
 
-    fn item_lines(&self, item: &Value, dash_col: usize, gap: usize, out: &mut Vec<String>) {
-        let gap = gap.max(2);
+    fn item_lines(&self, item: &Value, dash_col: usize, style: Style, out: &mut Vec<String>) {
+        let gap = style.item_gap.max(2);
         let dash = format!("{}-{}", " ".repeat(dash_col), " ".repeat(gap - 1));
         match item {
             Value::Object(m) if !m.is_empty() => {
-                let mut lines = self.map_lines(item, dash_col + gap);
+                let mut lines = self.map_lines(item, dash_col + gap, style);
                 lines[0] = format!("{dash}{}", &lines[0][dash_col + gap..]);
                 out.extend(lines);
             }
@@ -1558,5 +1718,45 @@ mod tests {
             v["l"].as_array_mut().unwrap().remove(0);
         });
         assert_eq!(out, "l:\n- name: b\n  s: |+\n    y\n\n\nz: 1\n");
+    }
+    /// New blocks follow the layout around them (issue 12, gap 12): here 4 spaces deep with
+    /// lists not indented under their key and `-   ` items.
+    #[test]
+    fn new_blocks_follow_a_four_space_indentless_layout() {
+        let body = "spec:\n    containers:\n    -   name: r\n        env:\n        -   name: A\n            value: a\n    aliases: null\n    volumes:\n    -   name: v\n        emptyDir:\n            medium: Memory\n";
+        let out = edit(body, |v| {
+            let spec = &mut v["spec"];
+            spec["containers"][0]["env"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "B", "value": "b"}));
+            spec["containers"][0]["volumeMounts"] = json!([{"name": "v", "mountPath": "/v"}]);
+            spec["aliases"] = json!([{"ip": "10.0.0.1", "hostnames": ["a"]}]);
+            spec["volumes"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "c", "configMap": {"name": "c", "items": [{"key": "k", "path": "p"}]}}));
+            spec["hostAliases"] = json!([{"ip": "10.0.0.2", "hostnames": ["b"]}]);
+        });
+        assert_eq!(
+            out,
+            "spec:\n    containers:\n    -   name: r\n        env:\n        -   name: A\n            value: a\n        -   name: B\n            value: b\n        volumeMounts:\n        -   name: v\n            mountPath: /v\n    aliases:\n    -   ip: \"10.0.0.1\"\n        hostnames:\n        -   a\n    volumes:\n    -   name: v\n        emptyDir:\n            medium: Memory\n    -   name: c\n        configMap:\n            name: c\n            items:\n            -   key: k\n                path: p\n    hostAliases:\n    -   ip: \"10.0.0.2\"\n        hostnames:\n        -   b\n"
+        );
+    }
+
+    /// Where a mapping shows its own layout (its lists indented), that wins over the document's
+    /// (most lists not indented).
+    #[test]
+    fn new_blocks_follow_the_surrounding_block_over_the_document() {
+        let body =
+            "a:\n- 1\nb:\n- 2\nspec:\n  containers:\n    - name: r\n  volumes:\n    - name: v\n";
+        let out = edit(body, |v| {
+            v["spec"]["hostAliases"] = json!([{"ip": "10.0.0.1", "hostnames": ["a"]}]);
+            v["c"] = json!(["3"]);
+        });
+        assert_eq!(
+            out,
+            "a:\n- 1\nb:\n- 2\nspec:\n  containers:\n    - name: r\n  volumes:\n    - name: v\n  hostAliases:\n    - ip: \"10.0.0.1\"\n      hostnames:\n        - a\nc:\n- \"3\"\n"
+        );
     }
 }
