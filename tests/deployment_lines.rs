@@ -194,6 +194,91 @@ fn every_real_render_keeps_every_deployment_line() {
     assert!(renders >= 12, "only {renders} real renders found");
 }
 
+/// A keep-chomped block (`|+`) that ends the Deployment owns the blank lines after it: with one
+/// added to every real render, the patch still keeps every line and the block reads the same
+/// (issue 12, gap 6).
+#[test]
+fn a_keep_block_ending_the_deployment_keeps_its_lines() {
+    let spec = runner_patch::spec::load(SPEC, "lines.yaml")
+        .and_then(runner_patch::spec::Draft::compile)
+        .unwrap();
+    let (mut renders, mut in_pod_spec_count) = (0, 0);
+    for case in cases() {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("helm3-") || name.starts_with("helm4-")) {
+            continue;
+        }
+        let original = std::fs::read_to_string(case.join("input.yaml")).unwrap();
+        let split = stream::split(&original);
+        let mut input = String::from(split.bom);
+        for d in &split.docs {
+            input.push_str(d.head);
+            input.push_str(d.body);
+            if d.body.contains("/configmaps/entrypoint") && d.body.contains("kind: Deployment") {
+                // As the pod spec's last key when the pod spec ends the document (new keys such
+                // as `hostAliases` then go after it), else as the document's last key.
+                let col = d
+                    .body
+                    .lines()
+                    .find_map(|l| {
+                        let key = l.trim_start();
+                        (key == "containers:").then(|| l.len() - key.len())
+                    })
+                    .unwrap_or(0);
+                let pad = " ".repeat(col);
+                let in_pod = format!("{}{pad}runnerPatchNote: |+\n{pad}  kept\n\n{pad}\n", d.body);
+                let in_pod_spec = runner_patch::manifest::yaml::parse(&in_pod)
+                    .ok()
+                    .is_some_and(|v| v.pointer("/spec/template/spec/runnerPatchNote").is_some());
+                if in_pod_spec {
+                    input.truncate(input.len() - d.body.len());
+                    input.push_str(&in_pod);
+                    in_pod_spec_count += 1;
+                } else {
+                    input.push_str("runnerPatchNote: |+\n  kept\n\n  \n");
+                }
+            }
+            input.push_str(d.tail);
+        }
+        let outcome = runner_patch::patch(&input, &spec).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (checked, changed) = check_stream(&name, &input, &outcome.output);
+        assert!(
+            checked >= 1 && changed >= 1,
+            "{name}: no Deployment patched"
+        );
+        let notes = |text: &str| -> Vec<Value> {
+            stream::split(text)
+                .docs
+                .iter()
+                .filter_map(|d| runner_patch::manifest::yaml::parse(d.yaml).ok())
+                .filter_map(|v| {
+                    v.get("runnerPatchNote")
+                        .or_else(|| v.pointer("/spec/template/spec/runnerPatchNote"))
+                        .cloned()
+                })
+                .collect()
+        };
+        let before = notes(&input);
+        assert!(!before.is_empty(), "{name}: no note added");
+        assert!(
+            before
+                .iter()
+                .all(|n| n.as_str().unwrap().starts_with("kept\n\n"))
+        );
+        assert_eq!(
+            notes(&outcome.output),
+            before,
+            "{name}: the |+ block changed"
+        );
+        renders += 1;
+    }
+    assert!(renders >= 12, "only {renders} real renders found");
+    assert!(
+        in_pod_spec_count >= 6,
+        "only {in_pod_spec_count} renders end with the pod spec"
+    );
+}
+
 #[test]
 fn the_property_notices_a_lost_line() {
     assert!(keeps_every_line("a: 1\nb: 2\n", "a: 1\nx: 0\nb: 2\n").is_ok());
