@@ -121,6 +121,14 @@ impl<'s> Locator<'s> {
             || (deployment && self.deploy_marker.find(bytes).is_some())
     }
 
+    /// Whether `doc`, not a candidate, may be a ConfigMap that a runner Deployment refers to
+    /// (`envFrom`, `configMapKeyRef`) or that a generated ConfigMap's name could clash with: such
+    /// documents are kept unparsed and parsed only when a name is looked up
+    /// ([`crate::release::configmaps`]).
+    pub fn may_be_configmap(&self, doc: &Doc<'_>) -> bool {
+        !doc.is_empty() && matches!(declared_kind(doc.body), Some("ConfigMap") | None)
+    }
+
     /// Records the candidate at position `pos` of the stream, parsed as `value`, if it is a runner
     /// ConfigMap, a runner Deployment or a ConfigMap an earlier run generated.
     pub fn classify(&mut self, pos: usize, doc: &Doc<'_>, value: Value) {
