@@ -127,9 +127,9 @@ impl RunnerEnv {
                 continue;
             }
             let description = match (name("configMapRef"), name("secretRef")) {
-                (Some(n), _) => format!("envFrom[{index}] configMapRef {n}, not in the stream"),
-                (_, Some(n)) => format!("envFrom[{index}] secretRef {n}"),
-                _ => format!("envFrom[{index}]"),
+                (Some(n), _) => format!("configMapRef {n}, not in the stream"),
+                (_, Some(n)) => format!("secretRef {n}"),
+                _ => format!("source {index}"),
             };
             env.layers.push(Layer::Opaque {
                 prefix,

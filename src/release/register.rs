@@ -674,7 +674,7 @@ pub fn job_namespace(
             ..
         }) => JobNamespace::Unknowable(format!("KUBERNETES_NAMESPACE comes from {how}")),
         Lookup::Maybe(sources) => JobNamespace::Unknowable(format!(
-            "{} may set KUBERNETES_NAMESPACE",
+            "envFrom ({}) may set KUBERNETES_NAMESPACE",
             sources.join(", ")
         )),
         _ => toml_namespace(),
@@ -939,8 +939,10 @@ pub fn template_warnings(doc: &Document<&str>, executor: Option<&str>) -> Vec<To
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::release::configmaps::StreamConfigMaps;
     use crate::spec::fragment::Fragment;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn deployment(env: Json) -> Json {
         json!({"spec": {"template": {"spec": {"containers": [{"name": "r", "env": env}]}}}})
@@ -952,6 +954,31 @@ mod tests {
             name: "r".into(),
             ..DocRef::default()
         }
+    }
+
+    /// `check_env` on container 0 of `d`, with a stream that holds no other ConfigMap and a TOML
+    /// whose pull policies are the ones written.
+    fn check(d: &Json, writes: &[Write], mode: EnvConflicts) -> Result<EnvPlan, Error> {
+        let written = |key: &str| {
+            writes
+                .iter()
+                .find(|w| w.key == key)
+                .map(|w| policy_list(&w.value))
+        };
+        let toml = TomlPullPolicies {
+            pull_policy: written("kubernetes.pull_policy"),
+            allowed_pull_policies: written("kubernetes.allowed_pull_policies"),
+        };
+        check_env(&mut runner_env(d), &doc(), writes, &toml, mode)
+    }
+
+    fn runner_env(d: &Json) -> RunnerEnv {
+        let (parsed, others) = (BTreeMap::new(), BTreeMap::new());
+        let configmaps = StreamConfigMaps {
+            parsed: &parsed,
+            others: &others,
+        };
+        RunnerEnv::read(d, &doc(), 0, &configmaps).unwrap()
     }
 
     fn pull(p: &[&'static str]) -> TomlPatch {
@@ -968,10 +995,8 @@ mod tests {
             {"name": "RUNNER_EXECUTOR", "value": "kubernetes"},
             {"name": "KUBERNETES_PULL_POLICY", "value": "always"}
         ]));
-        let err = check_env(
+        let err = check(
             &d,
-            &doc(),
-            0,
             &writes(&pull(&["if-not-present"])),
             EnvConflicts::Refuse,
         )
@@ -993,15 +1018,12 @@ mod tests {
     fn same_value_is_no_conflict_and_replace_removes() {
         let d = deployment(json!([{"name": "KUBERNETES_PULL_POLICY", "value": "if-not-present"}]));
         let w = writes(&pull(&["if-not-present"]));
-        assert_eq!(
-            check_env(&d, &doc(), 0, &w, EnvConflicts::Refuse).unwrap(),
-            EnvPlan::default()
-        );
+        assert_eq!(check(&d, &w, EnvConflicts::Refuse).unwrap().edits, []);
         let d = deployment(json!([
             {"name": "KUBERNETES_PULL_POLICY", "value": "never"},
             {"name": "KUBERNETES_ALLOWED_PULL_POLICIES", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
         ]));
-        let plan = check_env(&d, &doc(), 0, &w, EnvConflicts::Replace).unwrap();
+        let plan = check(&d, &w, EnvConflicts::Replace).unwrap();
         let drop = |name: &str| EnvEdit::Drop { name: name.into() };
         assert_eq!(
             plan.edits,
@@ -1021,7 +1043,7 @@ mod tests {
             {"name": "KUBERNETES_ALLOWED_PULL_POLICIES", "value": "if-not-present"}
         ]));
         let w = writes(&pull(&["if-not-present"]));
-        let plan = check_env(&d, &doc(), 0, &w, EnvConflicts::Replace).unwrap();
+        let plan = check(&d, &w, EnvConflicts::Replace).unwrap();
         // The typed list is what the Deployment editor consumes.
         let patch = crate::release::pod::PodPatch {
             env: plan.edits,
@@ -1029,8 +1051,8 @@ mod tests {
         };
         assert!(crate::release::pod::apply(&mut d, 0, &patch).unwrap());
         assert_eq!(
-            check_env(&d, &doc(), 0, &w, EnvConflicts::Refuse).unwrap(),
-            EnvPlan::default(),
+            check(&d, &w, EnvConflicts::Refuse).unwrap().edits,
+            [],
             "no env var left that register would prefer"
         );
         let env = d.pointer("/spec/template/spec/containers/0/env").unwrap();
@@ -1061,7 +1083,7 @@ mod tests {
             {"name": "KUBERNETES_PRIVILEGED", "value": "TRUE"},
             {"name": "KUBERNETES_NAMESPACE", "value": "gitlab"}
         ]));
-        let err = check_env(&d, &doc(), 0, &writes(&patch), EnvConflicts::Refuse).unwrap_err();
+        let err = check(&d, &writes(&patch), EnvConflicts::Refuse).unwrap_err();
         let message = err.to_string();
         assert!(
             message.contains(
@@ -1084,7 +1106,7 @@ mod tests {
             deployment(json!([{"name": "KUBERNETES_NODE_SELECTOR", "value": "os=windows"}]));
         d["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
             json!([{"secretRef": {"name": "runner-env"}}]);
-        let plan = check_env(&d, &doc(), 0, &writes(&patch), EnvConflicts::Refuse).unwrap();
+        let plan = check(&d, &writes(&patch), EnvConflicts::Refuse).unwrap();
         assert_eq!(plan.warnings.len(), 2, "{:#?}", plan.warnings);
         assert!(plan.warnings[0].contains("KUBERNETES_NODE_SELECTOR is merged"));
         assert!(
@@ -1097,30 +1119,88 @@ mod tests {
 
     #[test]
     fn job_namespace_is_what_register_will_use() {
-        let with_env = deployment(json!([{"name": "KUBERNETES_NAMESPACE", "value": "from-env"}]));
-        let without = deployment(json!([]));
-        let toml = || Some("from-toml".to_owned());
+        let with_env = runner_env(&deployment(
+            json!([{"name": "KUBERNETES_NAMESPACE", "value": "from-env"}]),
+        ));
+        let without = runner_env(&deployment(json!([])));
+        let toml = |key: &str| (key == "namespace").then(|| json!("from-toml"));
+        let known = |ns: &str| JobNamespace::Known(ns.into());
         assert_eq!(
-            job_namespace(Some((&with_env, 0)), None, toml()).as_deref(),
-            Some("from-env")
+            job_namespace(Some(&with_env), None, toml),
+            known("from-env")
         );
         assert_eq!(
-            job_namespace(Some((&without, 0)), None, toml()).as_deref(),
-            Some("from-toml")
+            job_namespace(Some(&without), None, toml),
+            known("from-toml")
+        );
+        assert_eq!(
+            job_namespace(Some(&without), None, |_| None),
+            JobNamespace::Release
         );
         // `runners.configOverride`: no register step, the env var changes nothing.
-        assert_eq!(
-            job_namespace(None, None, toml()).as_deref(),
-            Some("from-toml")
-        );
+        assert_eq!(job_namespace(None, None, toml), known("from-toml"));
         let fragment = Fragment::parse(
             "[runners.kubernetes]
 namespace = \"from-spec\"\n",
         )
         .unwrap();
         assert_eq!(
-            job_namespace(Some((&with_env, 0)), Some(&fragment), toml()).as_deref(),
-            Some("from-spec")
+            job_namespace(Some(&with_env), Some(&fragment), toml),
+            known("from-spec")
+        );
+    }
+
+    #[test]
+    fn job_namespace_that_cannot_be_known_offline_says_why() {
+        let why = |ns: JobNamespace| match ns {
+            JobNamespace::Unknowable(why) => why,
+            other => panic!("{other:?}"),
+        };
+        let env = |e: Json| runner_env(&deployment(e));
+        let per_job = |key: &str| (key == "namespace_per_job").then_some(Json::Bool(true));
+        assert!(
+            why(job_namespace(Some(&env(json!([]))), None, per_job))
+                .contains("namespace_per_job = true")
+        );
+        // mergo: an env `false` is the zero value, the template's `true` stays.
+        let off = env(json!([{"name": "KUBERNETES_NAMESPACE_PER_JOB", "value": "false"}]));
+        assert!(why(job_namespace(Some(&off), None, per_job)).contains("namespace_per_job"));
+        let on = env(json!([{"name": "KUBERNETES_NAMESPACE_PER_JOB", "value": "true"}]));
+        assert!(
+            why(job_namespace(Some(&on), None, |_| None)).contains("KUBERNETES_NAMESPACE_PER_JOB")
+        );
+        let secret = env(
+            json!([{"name": "KUBERNETES_NAMESPACE", "valueFrom": {"secretKeyRef": {"name": "s", "key": "ns"}}}]),
+        );
+        assert_eq!(
+            why(job_namespace(Some(&secret), None, |_| None)),
+            "KUBERNETES_NAMESPACE comes from secretKeyRef s/ns"
+        );
+        let mut from = deployment(json!([]));
+        from["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+            json!([{"secretRef": {"name": "runner-env"}}]);
+        assert_eq!(
+            why(job_namespace(Some(&runner_env(&from)), None, |_| None)),
+            "envFrom (secretRef runner-env) may set KUBERNETES_NAMESPACE"
+        );
+        // The pod's own namespace, from the downward API, is known.
+        let mut field = deployment(
+            json!([{"name": "KUBERNETES_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]),
+        );
+        field["metadata"] = json!({"namespace": "runners"});
+        let d = DocRef {
+            namespace: Some("runners".into()),
+            ..doc()
+        };
+        let (parsed, others) = (BTreeMap::new(), BTreeMap::new());
+        let cms = StreamConfigMaps {
+            parsed: &parsed,
+            others: &others,
+        };
+        let field = RunnerEnv::read(&field, &d, 0, &cms).unwrap();
+        assert_eq!(
+            job_namespace(Some(&field), None, |_| None),
+            JobNamespace::Known("runners".into())
         );
     }
 
