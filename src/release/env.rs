@@ -37,6 +37,9 @@ pub enum Value {
 pub struct Var {
     pub value: Value,
     pub origin: Origin,
+    /// For an `env` entry whose `valueFrom` was read from the stream: how
+    /// (`configMapKeyRef runner-settings/executor`).
+    pub via: Option<String>,
 }
 
 /// What the environment says about one name.
@@ -119,6 +122,7 @@ impl RunnerEnv {
                                 configmap: configmap.clone(),
                                 key: key.clone(),
                             },
+                            via: None,
                         };
                         Some((format!("{prefix}{key}"), var))
                     })
@@ -144,18 +148,22 @@ impl RunnerEnv {
             let Some(name) = entry.get("name").and_then(Json::as_str) else {
                 continue;
             };
-            let value = match entry.get("valueFrom").filter(|v| !v.is_null()) {
+            let (value, via) = match entry.get("valueFrom").filter(|v| !v.is_null()) {
                 Some(from) => match resolve_value_from(from, namespace, configmaps)? {
-                    Resolved::Value(v) => v,
+                    Resolved::Value(v @ Value::Literal(_)) => (v, Some(describe_value_from(from))),
+                    Resolved::Value(v) => (v, None),
                     // An optional key that is missing: Kubernetes leaves the variable unset.
                     Resolved::Unset => continue,
                 },
-                None => Value::Literal(
-                    entry
-                        .get("value")
-                        .and_then(Json::as_str)
-                        .unwrap_or("")
-                        .to_owned(),
+                None => (
+                    Value::Literal(
+                        entry
+                            .get("value")
+                            .and_then(Json::as_str)
+                            .unwrap_or("")
+                            .to_owned(),
+                    ),
+                    None,
                 ),
             };
             env.entries.push((
@@ -163,6 +171,7 @@ impl RunnerEnv {
                 Var {
                     value,
                     origin: Origin::Env { index },
+                    via,
                 },
             ));
         }

@@ -293,7 +293,10 @@ fn env_from_advice(name: &str, origin: &Origin, mode: EnvConflicts) -> String {
 /// `env var NAME = "v"`, with where it comes from when that is not an `env` entry.
 fn describe_var(name: &str, var: &Var) -> String {
     match &var.origin {
-        Origin::Env { .. } => format!("env var {name} = {}", show_value(&var.value)),
+        Origin::Env { .. } => match &var.via {
+            Some(via) => format!("env var {name} = {} (from {via})", show_value(&var.value)),
+            None => format!("env var {name} = {}", show_value(&var.value)),
+        },
         Origin::EnvFrom { configmap, key, .. } => format!(
             "env var {name} = {} from ConfigMap {configmap} (key {key:?}, envFrom)",
             show_value(&var.value)
@@ -711,20 +714,21 @@ pub fn check_executor(
         Lookup::Set(Var {
             value: EnvValue::Literal(executor),
             origin,
+            via,
         }) => {
             if executor == runner::KUBERNETES_EXECUTOR {
                 return Ok(None);
             }
-            let field = match origin {
-                // The field that golden cases and users know: the env list.
-                Origin::Env { .. } => format!("{}.env", env.container_path),
-                other => env.field(other),
-            };
-            let from = match origin {
-                Origin::Env { .. } => String::new(),
-                Origin::EnvFrom { configmap, key, .. } => {
-                    format!(" (from ConfigMap {configmap}, key {key:?})")
+            let (field, from) = match (origin, via) {
+                // A literal: the field that users know, the env list.
+                (Origin::Env { .. }, None) => {
+                    (format!("{}.env", env.container_path), String::new())
                 }
+                (Origin::Env { .. }, Some(via)) => (env.field(origin), format!(" (from {via})")),
+                (Origin::EnvFrom { configmap, key, .. }, _) => (
+                    env.field(origin),
+                    format!(" (from ConfigMap {configmap}, key {key:?}, envFrom)"),
+                ),
             };
             Err(Error::Field {
                 doc: Box::new(doc.clone()),
