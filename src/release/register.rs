@@ -1,11 +1,20 @@
 //! What `gitlab-runner register --template-config` will do with the patched TOML, checked before
-//! anything is deployed (runner-config.md §3):
+//! anything is deployed (runner-config.md §3, §6), on the runner container's environment as
+//! Kubernetes builds it ([`RunnerEnv`]: `envFrom`, then `env`, ConfigMaps of the stream read):
 //!
-//! - an env var on the runner container that `register` reads for a key the patch writes
-//!   (`KUBERNETES_PULL_POLICY`, `KUBERNETES_PRIVILEGED`, `CI_SERVER_TLS_CA_FILE`,
-//!   `KUBERNETES_NAMESPACE` …) beats the template: the run is refused, naming both values, or
-//!   with `spec.envConflicts: replace` the env var is removed so that the patched TOML applies;
-//! - `envFrom` may set such env vars too, which cannot be checked offline: a warning;
+//! - an env var that `register` reads for a key the patch writes (`KUBERNETES_PULL_POLICY`,
+//!   `KUBERNETES_PRIVILEGED`, `CI_SERVER_TLS_CA_FILE`, `KUBERNETES_NAMESPACE` …) beats the
+//!   template unless it holds its type's zero value (`""`, `false`, `0`), which register's merge
+//!   fills from the template: the run is refused, naming both values, or with
+//!   `spec.envConflicts: replace` the `env` entry is removed so that the patched TOML applies. A
+//!   value from an `envFrom` ConfigMap is refused in both modes: runner-patch does not edit a
+//!   ConfigMap other workloads may read, and an `env` entry it added would have to spell lists
+//!   the way the runner's flag parser reads them, which cannot be checked offline;
+//! - the pull policies the runner ends up with (env beating template) must fit together, or
+//!   every job without its own `pull_policy` fails: refused, or the env entry removed;
+//! - `RUNNER_EXECUTOR` other than kubernetes is refused (register drops `[runners.kubernetes]`);
+//! - what cannot be read offline (a Secret, a ConfigMap not in the stream, another `fieldRef`):
+//!   a warning;
 //! - sections and keys `register` throws away (`[runners.docker]` with the kubernetes executor,
 //!   `url`, `token` …) in the chart's TOML: a warning each (the spec's own `runnerToml` is
 //!   checked when the spec is compiled).
@@ -1119,6 +1128,94 @@ mod tests {
             "{:#?}",
             plan.warnings
         );
+    }
+
+    #[test]
+    fn zero_values_in_env_leave_the_template_value() {
+        // register merges with mergo: a scalar env value that is its type's zero value is filled
+        // from the template, so the patch wins; a non-zero one beats the template.
+        let fragment =
+            Fragment::parse("[runners.kubernetes]\nprivileged = true\npoll_timeout = 300\n")
+                .unwrap();
+        let patch = TomlPatch {
+            fragment: Some(fragment),
+            ..TomlPatch::default()
+        };
+        let w = writes(&patch);
+        for zero in ["false", "0", "f", "FALSE", ""] {
+            let d = deployment(json!([{"name": "KUBERNETES_PRIVILEGED", "value": zero}]));
+            assert!(check(&d, &w, EnvConflicts::Refuse).is_ok(), "{zero:?}");
+        }
+        let d = deployment(json!([{"name": "KUBERNETES_POLL_TIMEOUT", "value": "0"}]));
+        assert!(check(&d, &w, EnvConflicts::Refuse).is_ok());
+        let d = deployment(json!([{"name": "KUBERNETES_POLL_TIMEOUT", "value": "60"}]));
+        assert!(check(&d, &w, EnvConflicts::Refuse).is_err());
+        // `true` over a written `false`: the env wins, refused.
+        let off = TomlPatch {
+            fragment: Some(Fragment::parse("[runners.kubernetes]\nprivileged = false\n").unwrap()),
+            ..TomlPatch::default()
+        };
+        let d = deployment(json!([{"name": "KUBERNETES_PRIVILEGED", "value": "true"}]));
+        let err = check(&d, &writes(&off), EnvConflicts::Refuse).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("KUBERNETES_PRIVILEGED = \"true\" overrides"),
+            "{err}"
+        );
+        assert!(
+            go_duration_is_zero("0s")
+                && go_duration_is_zero("0h0m0.0s")
+                && go_duration_is_zero("0")
+        );
+        assert!(
+            !go_duration_is_zero("1s") && !go_duration_is_zero("s") && !go_duration_is_zero("0x")
+        );
+    }
+
+    #[test]
+    fn env_from_a_stream_configmap_is_read_with_its_prefix_and_env_wins_over_it() {
+        let text = "kind: ConfigMap\nmetadata:\n  name: runner-env\ndata:\n  PULL_POLICY: never\n";
+        let split = crate::manifest::stream::split(text);
+        let others: BTreeMap<usize, crate::manifest::stream::Doc<'_>> =
+            split.docs.iter().copied().enumerate().collect();
+        let parsed = BTreeMap::new();
+        let cms = StreamConfigMaps {
+            parsed: &parsed,
+            others: &others,
+        };
+        let mut d = deployment(json!([{"name": "KUBERNETES_PULL_POLICY", "value": "always"}]));
+        d["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+            json!([{"configMapRef": {"name": "runner-env"}, "prefix": "KUBERNETES_"}]);
+        let w = writes(&pull(&["if-not-present"]));
+        let toml = TomlPullPolicies {
+            pull_policy: Some(vec!["if-not-present".into()]),
+            allowed_pull_policies: Some(vec!["if-not-present".into()]),
+        };
+        let mut env = RunnerEnv::read(&d, &doc(), 0, &cms).unwrap();
+        // The explicit entry wins over envFrom.
+        let err = check_env(&mut env.clone(), &doc(), &w, &toml, EnvConflicts::Refuse).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("KUBERNETES_PULL_POLICY = \"always\" overrides"),
+            "{err}"
+        );
+        // Removing it would let the ConfigMap's value through: refused, naming the ConfigMap.
+        let err = check_env(&mut env, &doc(), &w, &toml, EnvConflicts::Replace).unwrap_err();
+        let Error::Field { field, message, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(field, "spec.template.spec.containers[0].envFrom[0]");
+        assert!(
+            message.contains("KUBERNETES_PULL_POLICY = \"never\" from ConfigMap runner-env (key \"PULL_POLICY\", envFrom)")
+                && message.contains("does not edit ConfigMap runner-env"),
+            "{message}"
+        );
+        // A prefix limits what an unreadable source can set.
+        let mut s = deployment(json!([]));
+        s["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+            json!([{"secretRef": {"name": "s"}, "prefix": "CACHE_"}]);
+        let plan = check(&s, &w, EnvConflicts::Refuse).unwrap();
+        assert!(plan.warnings.is_empty(), "{:#?}", plan.warnings);
     }
 
     #[test]
