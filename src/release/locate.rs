@@ -78,6 +78,7 @@ pub struct Locator<'s> {
     cm_marker: memmem::Finder<'static>,
     deploy_marker: memmem::Finder<'static>,
     generated_marker: memmem::Finder<'static>,
+    configmap_word: memmem::Finder<'static>,
     found: Found,
     configmaps: Vec<usize>,
     deployments: Vec<(usize, String, usize)>,
@@ -95,6 +96,7 @@ impl<'s> Locator<'s> {
             generated_marker: memmem::Finder::new(
                 crate::release::trust::GENERATED_LABEL.as_bytes(),
             ),
+            configmap_word: memmem::Finder::new(b"ConfigMap"),
             found: Found::default(),
             configmaps: Vec::new(),
             deployments: Vec::new(),
@@ -126,7 +128,12 @@ impl<'s> Locator<'s> {
     /// documents are kept unparsed and parsed only when a name is looked up
     /// ([`crate::release::configmaps`]).
     pub fn may_be_configmap(&self, doc: &Doc<'_>) -> bool {
-        !doc.is_empty() && matches!(declared_kind(doc.body), Some("ConfigMap") | None)
+        !doc.is_empty()
+            && match declared_kind(doc.body) {
+                Some(kind) => kind == "ConfigMap",
+                // JSON, flow style…: only if the word is there (tiny documents stay unrecorded).
+                None => self.configmap_word.find(doc.body.as_bytes()).is_some(),
+            }
     }
 
     /// Records the candidate at position `pos` of the stream, parsed as `value`, if it is a runner
