@@ -95,6 +95,7 @@ pub fn patch_pieces<'a>(input: &'a [u8], spec: &CompiledPatch) -> Result<Patched
     let context = release::Context {
         spec,
         docs: &scanned.kept,
+        configmaps: &scanned.configmaps,
         found: &found,
         toml_patch: &toml_patch,
     };
@@ -151,6 +152,8 @@ struct Scanned<'a> {
     /// Candidate documents by position (0-based), with their parsed values in `candidates`.
     kept: BTreeMap<usize, Doc<'a>>,
     candidates: Vec<(usize, Value)>,
+    /// The other documents that may be ConfigMaps, unparsed (see [`locate::Locator::may_be_configmap`]).
+    configmaps: BTreeMap<usize, Doc<'a>>,
     /// Number of documents (to make run-relative positions stream-wide), and of those holding
     /// YAML content.
     count: usize,
@@ -195,6 +198,8 @@ fn scan<'a>(input: &'a [u8], locator: &locate::Locator<'_>) -> Result<Scanned<'a
                         break;
                     }
                 }
+            } else if locator.may_be_configmap(&doc) {
+                run.configmaps.push((run.count, doc));
             }
             run.non_empty += usize::from(!doc.is_empty());
             run.count += 1;
@@ -206,6 +211,7 @@ fn scan<'a>(input: &'a [u8], locator: &locate::Locator<'_>) -> Result<Scanned<'a
     let mut out = Scanned {
         kept: BTreeMap::new(),
         candidates: Vec::new(),
+        configmaps: BTreeMap::new(),
         count: 0,
         non_empty: 0,
         last: None,
@@ -229,6 +235,11 @@ fn scan<'a>(input: &'a [u8], locator: &locate::Locator<'_>) -> Result<Scanned<'a
         );
         out.candidates
             .extend(run.candidates.into_iter().map(|(c, v)| (c + first, v)));
+        out.configmaps.extend(
+            run.configmaps
+                .into_iter()
+                .map(|(pos, doc)| (pos + first, shift(doc))),
+        );
         if run.last.is_some() {
             out.last = run.last.map(shift);
         }
@@ -245,6 +256,8 @@ struct Run<'a> {
     /// Candidates: position in the run, document and value.
     kept: Vec<(usize, Doc<'a>)>,
     candidates: Vec<(usize, Value)>,
+    /// Other documents that may be ConfigMaps: position in the run and document.
+    configmaps: Vec<(usize, Doc<'a>)>,
     count: usize,
     non_empty: usize,
     last: Option<Doc<'a>>,
@@ -275,6 +288,7 @@ fn toml_patch(spec: &CompiledPatch) -> TomlPatch {
         pull_policy: spec.pull_policy.as_ref().map(spelled),
         allowed_pull_policies: spec.allowed_pull_policies.as_ref().map(spelled),
         fragment: spec.fragment.clone(),
+        pull_policy_from_env: false,
     }
 }
 

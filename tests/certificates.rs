@@ -359,3 +359,77 @@ fn check_reports_certificates_and_changes() {
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stdout).contains("result: warnings"));
 }
+
+/// Job pods mount the registry and CA ConfigMaps, so they go to the job namespace. When that
+/// cannot be known offline they are put in the runner's namespace with a warning saying why; when
+/// the stream tells (a `configMapKeyRef` to a ConfigMap in the stream) they go there, silently.
+#[test]
+fn job_configmaps_where_the_job_namespace_is_unknowable_or_read_from_the_stream() {
+    let dir = workspace(common::SPEC);
+    let base = fixture("helm3-runner-0.92.0-base");
+    let generated_namespace = |out: &str, name: &str| {
+        find(&docs(out), "ConfigMap", name)["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let registry = "gitlab-runner-registry-registry-test-example-com";
+
+    // namespace_per_job = true in the chart's TOML: each job gets a namespace of its own.
+    let per_job = base.replacen(
+        "        namespace = \"gitlab-test\"\n",
+        "        namespace = \"gitlab-test\"\n        namespace_per_job = true\n",
+        1,
+    );
+    assert_ne!(per_job, base);
+    let out = run(dir.path(), &["--config", "runner-patch.yaml"], &per_job);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        generated_namespace(&stdout, registry).as_deref(),
+        Some("gitlab-test")
+    );
+    for name in [registry, "gitlab-runner-ca-corp-root"] {
+        assert!(
+            stderr.contains(&format!("generated ConfigMap \"{name}\", which job pods mount, is put in namespace \"gitlab-test\", the runner's, but the job namespace cannot be known offline (namespace_per_job = true")),
+            "{stderr}"
+        );
+    }
+    // The GitLab certificate is the manager's, in the runner's namespace whatever the jobs do.
+    assert!(!stderr.contains("gitlab-runner-gitlab-gitlab"), "{stderr}");
+
+    // KUBERNETES_NAMESPACE from a Secret: unknowable too.
+    let anchor = "        - name: SESSION_SERVER_ADDRESS\n          value:\n";
+    let from = |value_from: &str| {
+        base.replacen(
+            anchor,
+            &format!(
+                "{anchor}        - name: KUBERNETES_NAMESPACE\n          valueFrom:\n{value_from}"
+            ),
+            1,
+        )
+    };
+    let secret =
+        from("            secretKeyRef:\n              name: runner-ns\n              key: ns\n");
+    let out = run(dir.path(), &["--config", "runner-patch.yaml"], &secret);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("(KUBERNETES_NAMESPACE comes from secretKeyRef runner-ns/ns)"),
+        "{stderr}"
+    );
+
+    // From a ConfigMap of the stream: read, and the ConfigMaps go there.
+    let configmap = from(
+        "            configMapKeyRef:\n              name: runner-ns\n              key: ns\n",
+    ) + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: runner-ns\n  namespace: gitlab-test\ndata:\n  ns: ci-jobs\n";
+    let out = run(dir.path(), &["--config", "runner-patch.yaml"], &configmap);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("cannot be known offline"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        generated_namespace(&stdout, registry).as_deref(),
+        Some("ci-jobs")
+    );
+}

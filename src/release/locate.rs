@@ -78,6 +78,7 @@ pub struct Locator<'s> {
     cm_marker: memmem::Finder<'static>,
     deploy_marker: memmem::Finder<'static>,
     generated_marker: memmem::Finder<'static>,
+    configmap_word: memmem::Finder<'static>,
     found: Found,
     configmaps: Vec<usize>,
     deployments: Vec<(usize, String, usize)>,
@@ -95,6 +96,7 @@ impl<'s> Locator<'s> {
             generated_marker: memmem::Finder::new(
                 crate::release::trust::GENERATED_LABEL.as_bytes(),
             ),
+            configmap_word: memmem::Finder::new(b"ConfigMap"),
             found: Found::default(),
             configmaps: Vec::new(),
             deployments: Vec::new(),
@@ -119,6 +121,19 @@ impl<'s> Locator<'s> {
         (configmap && self.find_generated && self.generated_marker.find(bytes).is_some())
             || (configmap && self.cm_marker.find(bytes).is_some())
             || (deployment && self.deploy_marker.find(bytes).is_some())
+    }
+
+    /// Whether `doc`, not a candidate, may be a ConfigMap that a runner Deployment refers to
+    /// (`envFrom`, `configMapKeyRef`) or that a generated ConfigMap's name could clash with: such
+    /// documents are kept unparsed and parsed only when a name is looked up
+    /// ([`crate::release::configmaps`]).
+    pub fn may_be_configmap(&self, doc: &Doc<'_>) -> bool {
+        !doc.is_empty()
+            && match declared_kind(doc.body) {
+                Some(kind) => kind == "ConfigMap",
+                // JSON, flow style…: only if the word is there (tiny documents stay unrecorded).
+                None => self.configmap_word.find(doc.body.as_bytes()).is_some(),
+            }
     }
 
     /// Records the candidate at position `pos` of the stream, parsed as `value`, if it is a runner

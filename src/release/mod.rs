@@ -1,5 +1,7 @@
 //! One gitlab-runner release: find it, then patch its ConfigMap's TOML and its Deployment.
 
+pub mod configmaps;
+pub mod env;
 pub mod locate;
 mod patch;
 pub mod pod;

@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::error::TomlPosition;
 use crate::manifest::stream::Doc;
 use crate::manifest::{edit, yaml};
+use crate::release::configmaps::StreamConfigMaps;
+use crate::release::env::RunnerEnv;
 use crate::release::locate::{Found, Parsed, Release};
 use crate::release::toml::{TomlFailure, TomlPatch};
 use crate::release::{pod, register, toml, trust};
@@ -27,6 +29,8 @@ pub(crate) struct Context<'c, 'a> {
     /// The documents that were parsed (candidates), by position in the stream; the others are
     /// never edited, so they are not kept (a stream of millions of tiny documents stays small).
     pub docs: &'c BTreeMap<usize, Doc<'a>>,
+    /// The other documents that may be ConfigMaps, unparsed (see [`StreamConfigMaps`]).
+    pub configmaps: &'c BTreeMap<usize, Doc<'a>>,
     pub found: &'c Found,
     pub toml_patch: &'c TomlPatch,
 }
@@ -53,14 +57,20 @@ pub(crate) fn patch(
     let Context {
         spec,
         docs,
+        configmaps,
         found,
         toml_patch,
     } = *context;
+    let stream_configmaps = StreamConfigMaps {
+        parsed: &found.parsed,
+        others: configmaps,
+    };
     let mut out = Output::default();
     let cm = &found.parsed[&release.configmap];
     let cm_doc = &docs[&release.configmap];
     // The runner TOML is cut at its [[runners]] entries and each piece parsed once: the first
-    // entry's here (for the job namespace), the others as they are checked and edited.
+    // entry's here (for the job namespace and pull policies), the others as they are checked and
+    // edited.
     let source = toml_source(cm);
     // `register --template-config` reads the template, and the env vars win over it; with
     // `runners.configOverride` the runner runs config.toml as it is and env vars change nothing.
@@ -71,22 +81,34 @@ pub(crate) fn patch(
             ..
         }
     );
-    let toml_namespace = match &source {
-        TomlSource::Found { doc: Ok(doc), .. } => doc.job_namespace(),
+    let chart_value = |key: &str| match &source {
+        TomlSource::Found { doc: Ok(doc), .. } => doc.kubernetes_value(key),
         _ => None,
     };
-    let job_namespace = register::job_namespace(
-        through_register.then_some((&deploy.value, release.container)),
-        spec.fragment.as_ref(),
-        toml_namespace,
-    );
+    // The runner container's environment as Kubernetes builds it, which register reads.
+    let mut runner_env = match through_register {
+        true => Some(RunnerEnv::read(
+            &deploy.value,
+            &deploy.doc_ref,
+            release.container,
+            &stream_configmaps,
+        )?),
+        false => None,
+    };
+    let job_namespace =
+        register::job_namespace(runner_env.as_ref(), spec.fragment.as_ref(), chart_value);
     let plan = plan_certificates(
         &spec.certificates,
-        job_namespace.as_deref(),
+        job_namespace.known(),
         &deploy,
         release.container,
         &mut out.warnings,
     )?;
+    check_generated_names(&plan.trust, &stream_configmaps, spec, &deploy.doc_ref)?;
+    if let register::JobNamespace::Unknowable(why) = &job_namespace {
+        out.warnings
+            .extend(job_configmap_warnings(&plan.trust, &deploy.doc_ref, why));
+    }
     let mut release_toml = toml_patch.clone();
     release_toml
         .config_map_volumes
@@ -95,18 +117,28 @@ pub(crate) fn patch(
         .secret_volumes
         .extend(plan.trust.job_secrets.iter().cloned());
     release_toml.tls_ca_file = plan.trust.tls_ca_file.clone();
-    if through_register {
-        register::check_executor(
-            &deploy.value,
-            &deploy.doc_ref,
-            release.container,
-            &release_toml,
-        )?;
+    if let Some(env) = &runner_env
+        && let Some(warning) = register::check_executor(env, &deploy.doc_ref, &release_toml)?
+    {
+        out.warnings.push(warning);
     }
     let writes = register::writes(&release_toml);
+    // What register would do with env vars that shadow what is written.
+    let env = match &mut runner_env {
+        Some(env) => register::check_env(
+            env,
+            &deploy.doc_ref,
+            &writes,
+            &register::TomlPullPolicies::after(&release_toml, chart_value),
+            spec.env_conflicts,
+        )?,
+        None => register::EnvPlan::default(),
+    };
+    release_toml.pull_policy_from_env = env.pull_policy_from_env;
+    let executor = runner_env.as_ref().and_then(register::executor);
     let checks = ChartChecks {
         writes: &writes,
-        executor: register::executor(&deploy.value, release.container),
+        executor: executor.as_deref(),
     };
     let new_cm = patch_configmap(
         cm,
@@ -116,29 +148,13 @@ pub(crate) fn patch(
         &checks,
         &mut out.warnings,
     )?;
-    // What register would do with env vars that shadow what was just written.
-    let env = if through_register {
-        register::check_env(
-            &deploy.value,
-            &deploy.doc_ref,
-            release.container,
-            &writes,
-            spec.env_conflicts,
-        )?
-    } else {
-        register::EnvPlan::default()
-    };
     out.warnings.extend(env.warnings);
     let env_changes: Vec<String> = env
-        .edits
+        .reasons
         .iter()
-        .map(|edit| {
-            let what = match edit {
-                pod::EnvEdit::Drop { name } => format!("removed env {name}"),
-                pod::EnvEdit::Set { name, .. } => format!("set env {name}"),
-            };
+        .map(|why| {
             format!(
-                "updated {}: {what}, which would override the runner TOML (envConflicts: replace)",
+                "updated {}: {why} (envConflicts: replace)",
                 short(&deploy.doc_ref)
             )
         })
@@ -234,6 +250,74 @@ pub(crate) fn patch(
         r.name
     );
     Ok(out)
+}
+
+/// A generated ConfigMap must not take the name of a ConfigMap the stream already holds (one would
+/// replace the other when applied): refused, naming both. ConfigMaps an earlier run generated are
+/// updated, not clashes.
+fn check_generated_names(
+    trust: &trust::Plan,
+    configmaps: &StreamConfigMaps<'_, '_>,
+    spec: &CompiledPatch,
+    deployment: &DocRef,
+) -> Result<(), Error> {
+    for generated in &trust.generated {
+        let name = generated
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let namespace = generated
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str);
+        let Some(existing) = configmaps.find(namespace, name)? else {
+            continue;
+        };
+        if existing.generated {
+            continue;
+        }
+        let certificate = spec
+            .certificates
+            .iter()
+            .position(|c| trust::object_name(&deployment.name, c.purpose.as_str(), &c.host) == name)
+            .map(|i| {
+                format!(
+                    "spec.certificates[{i}] (host {:?})",
+                    spec.certificates[i].host
+                )
+            })
+            .unwrap_or_else(|| "a certificate".into());
+        return Err(Error::Field {
+            doc: Box::new(existing.doc_ref),
+            field: "metadata.name".into(),
+            message: format!(
+                "runner-patch would generate ConfigMap {} for {certificate} of {}, and one would replace the other when applied; give the certificate a configMap of your own (spec.certificates[].configMap) or rename this ConfigMap",
+                namespace.map_or_else(|| name.to_owned(), |ns| format!("{ns}/{name}")),
+                short(deployment),
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Generated ConfigMaps that job pods mount, put in the runner's namespace because the job
+/// namespace cannot be known offline (`why`): job pods elsewhere would not find them.
+fn job_configmap_warnings(trust: &trust::Plan, deployment: &DocRef, why: &str) -> Vec<String> {
+    trust
+        .generated
+        .iter()
+        .filter_map(|g| {
+            let name = g.pointer("/metadata/name").and_then(Value::as_str)?;
+            trust.job_config_maps.iter().any(|v| v.name == name).then(|| {
+                let place = match g.pointer("/metadata/namespace").and_then(Value::as_str) {
+                    Some(ns) => format!("namespace {ns:?}, the runner's"),
+                    None => "the runner's namespace".to_owned(),
+                };
+                format!(
+                    "{deployment}: generated ConfigMap {name:?}, which job pods mount, is put in {place}, but the job namespace cannot be known offline ({why}); job pods in another namespace cannot mount it: create the ConfigMap there, or give the certificate a configMap of your own"
+                )
+            })
+        })
+        .collect()
 }
 
 /// What a release's certificates need, with the directory the manager reads them from.

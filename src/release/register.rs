@@ -1,11 +1,20 @@
 //! What `gitlab-runner register --template-config` will do with the patched TOML, checked before
-//! anything is deployed (runner-config.md §3):
+//! anything is deployed (runner-config.md §3, §6), on the runner container's environment as
+//! Kubernetes builds it ([`RunnerEnv`]: `envFrom`, then `env`, ConfigMaps of the stream read):
 //!
-//! - an env var on the runner container that `register` reads for a key the patch writes
-//!   (`KUBERNETES_PULL_POLICY`, `KUBERNETES_PRIVILEGED`, `CI_SERVER_TLS_CA_FILE`,
-//!   `KUBERNETES_NAMESPACE` …) beats the template: the run is refused, naming both values, or
-//!   with `spec.envConflicts: replace` the env var is removed so that the patched TOML applies;
-//! - `envFrom` may set such env vars too, which cannot be checked offline: a warning;
+//! - an env var that `register` reads for a key the patch writes (`KUBERNETES_PULL_POLICY`,
+//!   `KUBERNETES_PRIVILEGED`, `CI_SERVER_TLS_CA_FILE`, `KUBERNETES_NAMESPACE` …) beats the
+//!   template unless it holds its type's zero value (`""`, `false`, `0`), which register's merge
+//!   fills from the template: the run is refused, naming both values, or with
+//!   `spec.envConflicts: replace` the `env` entry is removed so that the patched TOML applies. A
+//!   value from an `envFrom` ConfigMap is refused in both modes: runner-patch does not edit a
+//!   ConfigMap other workloads may read, and an `env` entry it added would have to spell lists
+//!   the way the runner's flag parser reads them, which cannot be checked offline;
+//! - the pull policies the runner ends up with (env beating template) must fit together, or
+//!   every job without its own `pull_policy` fails: refused, or the env entry removed;
+//! - `RUNNER_EXECUTOR` other than kubernetes is refused (register drops `[runners.kubernetes]`);
+//! - what cannot be read offline (a Secret, a ConfigMap not in the stream, another `fieldRef`):
+//!   a warning;
 //! - sections and keys `register` throws away (`[runners.docker]` with the kubernetes executor,
 //!   `url`, `token` …) in the chart's TOML: a warning each (the spec's own `runnerToml` is
 //!   checked when the spec is compiled).
@@ -14,6 +23,7 @@ use serde_json::Value as Json;
 use toml_edit::{Document, Item, Value};
 
 use crate::error::{DocRef, Error};
+use crate::release::env::{Lookup, Origin, RunnerEnv, Value as EnvValue, Var};
 use crate::release::pod::EnvEdit;
 use crate::release::toml::TomlPatch;
 use crate::spec::EnvConflicts;
@@ -59,113 +69,422 @@ pub fn writes(patch: &TomlPatch) -> Vec<Write> {
 }
 
 /// What the Deployment's env asks of the patch: env edits for the Deployment editor
-/// (`envConflicts: replace`) and warnings.
+/// (`envConflicts: replace`), what they do, and warnings.
 #[derive(Debug, Default, PartialEq)]
 pub struct EnvPlan {
     /// Env vars to drop from the runner container, in the order their conflicts were found.
     pub edits: Vec<EnvEdit>,
+    /// Why each of `edits` is made, in the same order (`removed env X, which …`).
+    pub reasons: Vec<String>,
     pub warnings: Vec<String>,
+    /// The env gives `pull_policy` (after the edits): see [`TomlPatch::pull_policy_from_env`].
+    pub pull_policy_from_env: bool,
 }
 
-/// Checks the runner container (`containers[container]` of `deployment`) for env vars that
-/// `register` would prefer over the values in `writes`.
+/// `pull_policy` and `allowed_pull_policies` of the runner TOML as the patch leaves them (what
+/// the patch writes, else what the chart's TOML has), before env vars are considered.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TomlPullPolicies {
+    pub pull_policy: Option<Vec<String>>,
+    pub allowed_pull_policies: Option<Vec<String>>,
+}
+
+impl TomlPullPolicies {
+    /// The policies once `patch` is applied to a TOML whose first runner reads `chart_value`
+    /// (`kubernetes.KEY` → its value).
+    pub fn after(patch: &TomlPatch, chart_value: impl Fn(&str) -> Option<Json>) -> Self {
+        let owned = |l: &Vec<&str>| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let read = |key: &str| chart_value(key).map(|v| policy_list(&v));
+        TomlPullPolicies {
+            pull_policy: patch
+                .pull_policy
+                .as_ref()
+                .map(owned)
+                .or_else(|| read("pull_policy")),
+            allowed_pull_policies: patch
+                .allowed_pull_policies
+                .as_ref()
+                .map(owned)
+                .or_else(|| read("allowed_pull_policies")),
+        }
+    }
+}
+
+/// A pull policy list as the runner reads it: a string or an array of strings.
+fn policy_list(v: &Json) -> Vec<String> {
+    match v {
+        Json::String(s) => vec![s.clone()],
+        Json::Array(a) => a
+            .iter()
+            .filter_map(Json::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+const PULL_POLICY_ENV: &str = "KUBERNETES_PULL_POLICY";
+const ALLOWED_PULL_POLICIES_ENV: &str = "KUBERNETES_ALLOWED_PULL_POLICIES";
+
+/// Checks the runner container's environment (`env`, as Kubernetes builds it) for env vars that
+/// `register` would prefer over the values in `writes`, and for pull policies that would not fit
+/// together once register has merged env and template (`toml_policies`, runner-config.md §6).
+/// With `envConflicts: replace` the offending `env` entries are dropped (recorded in `env` too);
+/// a value that comes from an `envFrom` ConfigMap is refused in every mode, since runner-patch
+/// does not edit a ConfigMap that other workloads may read.
 pub fn check_env(
-    deployment: &Json,
+    env: &mut RunnerEnv,
     doc: &DocRef,
-    container: usize,
     writes: &[Write],
+    toml_policies: &TomlPullPolicies,
     mode: EnvConflicts,
 ) -> Result<EnvPlan, Error> {
     let mut plan = EnvPlan::default();
-    if writes.is_empty() {
-        return Ok(plan);
-    }
-    let c = deployment
-        .pointer(&format!("/spec/template/spec/containers/{container}"))
-        .unwrap_or(&Json::Null);
-    let env_path = format!("spec.template.spec.containers[{container}].env");
-    let env: &[Json] = c
-        .get("env")
-        .and_then(Json::as_array)
-        .map_or(&[], Vec::as_slice);
-    let mut conflicts: Vec<(usize, String)> = Vec::new();
-    let mut bound: Vec<&'static str> = Vec::new();
+    let mut conflicts: Vec<Conflict> = Vec::new();
+    // Names an unreadable envFrom source may set, with those sources.
+    let mut maybe: Vec<(&'static str, Vec<String>)> = Vec::new();
     for write in writes {
         let Some((binding, entry_key)) = binding_for(&write.key) else {
             continue;
         };
-        bound.push(binding.env);
-        // Kubernetes keeps the last of several entries with one name.
-        let Some((index, entry)) = env
-            .iter()
-            .enumerate()
-            .rev()
-            .find(|(_, e)| e.get("name").and_then(Json::as_str) == Some(binding.env))
-        else {
-            continue;
-        };
-        let env_value = EnvValue::of(entry);
-        if binding.kind == EnvKind::Map {
-            plan.warnings.push(format!(
-                "{doc} {env_path}[{index}]: env var {} is merged with runners.{} by register, its entries winning over the template's; runner-patch writes runners.{} = {} and cannot tell offline whether {} sets that entry",
-                binding.env,
-                binding.key,
-                write.key,
-                show(&write.value),
-                binding.env,
-            ));
-            continue;
-        }
-        if env_value.reads_as(binding.kind, &write.value) {
-            continue;
-        }
         let key = entry_key.unwrap_or(&write.key);
-        match mode {
-            EnvConflicts::Replace => {
-                let drop = EnvEdit::Drop {
-                    name: binding.env.to_owned(),
-                };
-                if !plan.edits.contains(&drop) {
-                    plan.edits.push(drop);
+        loop {
+            let var = match env.lookup(binding.env) {
+                Lookup::Unset => break,
+                Lookup::Maybe(sources) => {
+                    note_maybe(&mut maybe, binding.env, &sources);
+                    break;
                 }
-            }
-            EnvConflicts::Refuse => conflicts.push((
-                index,
-                format!(
-                    "env var {} = {} overrides runners.{key} = {}, which runner-patch writes (register --template-config prefers env vars over the template, so the runner would use {})",
+                Lookup::Set(var) => var.clone(),
+            };
+            if binding.kind == EnvKind::Map {
+                plan.warnings.push(format!(
+                    "{doc} {}: env var {} is merged with runners.{} by register, its entries winning over the template's; runner-patch writes runners.{} = {} and cannot tell offline whether {} sets that entry",
+                    env.field(&var.origin),
                     binding.env,
-                    env_value.show(),
+                    binding.key,
+                    write.key,
                     show(&write.value),
-                    env_value.show(),
-                ),
-            )),
+                    binding.env,
+                ));
+                break;
+            }
+            if reads_as(&var.value, binding.kind, &write.value) {
+                break;
+            }
+            let overrides = format!(
+                "{} overrides runners.{key} = {}, which runner-patch writes (register --template-config prefers env vars over the template, so the runner would use {})",
+                describe_var(binding.env, &var),
+                show(&write.value),
+                show_value(&var.value),
+            );
+            match (&var.origin, mode) {
+                (Origin::Env { .. }, EnvConflicts::Replace) => {
+                    drop_env(
+                        env,
+                        &mut plan,
+                        binding.env,
+                        &format!("which would override runners.{key}"),
+                    );
+                    // What is left (an envFrom value) is checked in turn.
+                    continue;
+                }
+                (Origin::Env { .. }, EnvConflicts::Refuse) => conflicts.push(Conflict {
+                    field: env.field(&var.origin),
+                    message: overrides,
+                    from_env_entry: true,
+                }),
+                (Origin::EnvFrom { .. }, _) => conflicts.push(Conflict {
+                    field: env.field(&var.origin),
+                    message: format!(
+                        "{overrides}; {}",
+                        env_from_advice(binding.env, &var.origin, mode)
+                    ),
+                    from_env_entry: false,
+                }),
+            }
+            break;
         }
     }
-    if let Some((index, _)) = conflicts.first() {
-        let lines: Vec<&str> = conflicts.iter().map(|(_, m)| m.as_str()).collect();
+    let writes_pull_policies = writes.iter().any(|w| {
+        ["kubernetes.pull_policy", "kubernetes.allowed_pull_policies"]
+            .iter()
+            .any(|k| w.key.eq_ignore_ascii_case(k))
+    });
+    if conflicts.is_empty() && writes_pull_policies {
+        check_pull_policies(
+            env,
+            doc,
+            toml_policies,
+            mode,
+            &mut plan,
+            &mut conflicts,
+            &mut maybe,
+        );
+    }
+    if let Some(first) = conflicts.first() {
+        let mut message = conflicts
+            .iter()
+            .map(|c| c.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if conflicts.iter().any(|c| c.from_env_entry) {
+            message.push_str("; remove the env var (chart values envVars / extraEnv) or set spec.envConflicts: replace to have runner-patch remove it");
+        }
         return Err(Error::Field {
             doc: Box::new(doc.clone()),
-            field: format!("{env_path}[{index}]"),
-            message: format!(
-                "{}; remove the env var (chart values envVars / extraEnv) or set spec.envConflicts: replace to have runner-patch remove it",
-                lines.join("; ")
-            ),
+            field: first.field.clone(),
+            message,
         });
     }
-    if !bound.is_empty()
-        && let Some(from) = c.get("envFrom").and_then(Json::as_array)
-        && !from.is_empty()
-    {
-        bound.sort_unstable();
-        bound.dedup();
-        let sources: Vec<String> = from.iter().map(describe_env_from).collect();
+    if !maybe.is_empty() {
+        maybe.sort_unstable();
+        let mut sources: Vec<String> = maybe.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let names: Vec<&str> = maybe.iter().map(|(n, _)| *n).collect();
         plan.warnings.push(format!(
-            "{doc} spec.template.spec.containers[{container}].envFrom ({}) may set {}, which register would prefer over what runner-patch writes to the runner TOML; runner-patch cannot check that offline",
+            "{doc} {}.envFrom ({}) may set {}, which register would prefer over what runner-patch writes to the runner TOML; runner-patch cannot check that offline",
+            env.container_path,
             sources.join(", "),
-            bound.join(", "),
+            names.join(", "),
         ));
     }
+    plan.pull_policy_from_env = match env.lookup(PULL_POLICY_ENV) {
+        Lookup::Set(var) => var.value != EnvValue::Literal(String::new()),
+        _ => false,
+    };
     Ok(plan)
+}
+
+/// One env var that register would prefer over what the patch means.
+struct Conflict {
+    field: String,
+    message: String,
+    /// From an `env` entry (which `envConflicts: replace` can remove), not from `envFrom`.
+    from_env_entry: bool,
+}
+
+fn note_maybe(maybe: &mut Vec<(&'static str, Vec<String>)>, name: &'static str, sources: &[&str]) {
+    if !maybe.iter().any(|(n, _)| *n == name) {
+        maybe.push((name, sources.iter().map(|s| (*s).to_owned()).collect()));
+    }
+}
+
+/// Plans the removal of `name`'s `env` entries (`envConflicts: replace`).
+fn drop_env(env: &mut RunnerEnv, plan: &mut EnvPlan, name: &str, why: &str) {
+    env.drop_entries(name);
+    let drop = EnvEdit::Drop {
+        name: name.to_owned(),
+    };
+    if !plan.edits.contains(&drop) {
+        plan.edits.push(drop);
+        plan.reasons.push(format!("removed env {name}, {why}"));
+    }
+}
+
+/// What to do about a value from an `envFrom` ConfigMap.
+fn env_from_advice(name: &str, origin: &Origin, mode: EnvConflicts) -> String {
+    let Origin::EnvFrom { configmap, key, .. } = origin else {
+        return String::new();
+    };
+    let why = match mode {
+        EnvConflicts::Replace => {
+            "spec.envConflicts: replace removes env entries only: runner-patch does not edit ConfigMap"
+        }
+        EnvConflicts::Refuse => "runner-patch does not edit ConfigMap",
+    };
+    format!(
+        "{why} {configmap}, which other workloads may read; remove {key:?} from it, or give the runner container an env entry {name} (chart values envVars) that agrees, which wins over envFrom"
+    )
+}
+
+/// `env var NAME = "v"`, with where it comes from when that is not an `env` entry.
+fn describe_var(name: &str, var: &Var) -> String {
+    match &var.origin {
+        Origin::Env { .. } => match &var.via {
+            Some(via) => format!("env var {name} = {} (from {via})", show_value(&var.value)),
+            None => format!("env var {name} = {}", show_value(&var.value)),
+        },
+        Origin::EnvFrom { configmap, key, .. } => format!(
+            "env var {name} = {} from ConfigMap {configmap} (key {key:?}, envFrom)",
+            show_value(&var.value)
+        ),
+    }
+}
+
+/// The pull policies the runner ends up with once register has merged env and template must fit
+/// together: every `pull_policy` among `allowed_pull_policies`, or every job without its own
+/// `pull_policy` fails (runner-config.md §6). Only a mismatch an env var causes is checked here;
+/// the TOML's own pair is checked when it is patched.
+fn check_pull_policies(
+    env: &mut RunnerEnv,
+    doc: &DocRef,
+    toml: &TomlPullPolicies,
+    mode: EnvConflicts,
+    plan: &mut EnvPlan,
+    conflicts: &mut Vec<Conflict>,
+    maybe: &mut Vec<(&'static str, Vec<String>)>,
+) {
+    loop {
+        let pull = effective_policies(env, PULL_POLICY_ENV, toml.pull_policy.as_ref());
+        let allowed = effective_policies(
+            env,
+            ALLOWED_PULL_POLICIES_ENV,
+            toml.allowed_pull_policies.as_ref(),
+        );
+        let mut unknown = false;
+        for (name, side) in [
+            (PULL_POLICY_ENV, &pull),
+            (ALLOWED_PULL_POLICIES_ENV, &allowed),
+        ] {
+            match side {
+                Effective::Unknown(var) => {
+                    unknown = true;
+                    plan.warnings.push(format!(
+                        "{doc} {}: {name} comes from {}; runner-patch cannot check offline that pull_policy is among allowed_pull_policies once register prefers it over the template (a job without its own pull_policy fails otherwise)",
+                        env.field(&var.origin),
+                        show_value(&var.value),
+                    ));
+                }
+                Effective::Maybe(sources) => {
+                    unknown = true;
+                    note_maybe(
+                        maybe,
+                        name,
+                        &sources.iter().map(String::as_str).collect::<Vec<_>>(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if unknown {
+            return;
+        }
+        let (Some((pull_list, pull_var)), Some((allowed_list, allowed_var))) =
+            (pull.known(), allowed.known())
+        else {
+            return;
+        };
+        let Some(outside) = pull_list
+            .iter()
+            .find(|p| !p.is_empty() && !allowed_list.contains(p))
+        else {
+            return;
+        };
+        if pull_var.is_none() && allowed_var.is_none() {
+            return; // the TOML's own pair: checked by the TOML patch
+        }
+        let side = |name: &str, list: &[String], var: Option<&Var>, key: &str| match var {
+            Some(var) => format!(
+                "{} (register prefers it over runners.kubernetes.{key})",
+                describe_var(name, var)
+            ),
+            None => format!("runners.kubernetes.{key} = {}", show_list(list)),
+        };
+        let message = format!(
+            "pull policy {outside:?} of {} is not among the allowed pull policies of {}, so every job without its own pull_policy would fail",
+            side(PULL_POLICY_ENV, pull_list, pull_var, "pull_policy"),
+            side(
+                ALLOWED_PULL_POLICIES_ENV,
+                allowed_list,
+                allowed_var,
+                "allowed_pull_policies"
+            ),
+        );
+        let env_entries: Vec<&'static str> = [
+            (PULL_POLICY_ENV, pull_var),
+            (ALLOWED_PULL_POLICIES_ENV, allowed_var),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_some_and(|v| matches!(v.origin, Origin::Env { .. })))
+        .map(|(n, _)| n)
+        .collect();
+        let from_env_from = [
+            (PULL_POLICY_ENV, pull_var),
+            (ALLOWED_PULL_POLICIES_ENV, allowed_var),
+        ]
+        .into_iter()
+        .find_map(|(n, v)| {
+            v.filter(|v| matches!(v.origin, Origin::EnvFrom { .. }))
+                .map(|v| (n, v.clone()))
+        });
+        let field_var = pull_var
+            .or(allowed_var)
+            .map(|v| env.field(&v.origin))
+            .unwrap_or_default();
+        match (mode, from_env_from) {
+            (_, Some((name, var))) => {
+                conflicts.push(Conflict {
+                    field: env.field(&var.origin),
+                    message: format!("{message}; {}", env_from_advice(name, &var.origin, mode)),
+                    from_env_entry: false,
+                });
+                return;
+            }
+            (EnvConflicts::Replace, None) => {
+                for name in env_entries {
+                    drop_env(
+                        env,
+                        plan,
+                        name,
+                        "whose pull policies would not fit with the ones in the runner TOML",
+                    );
+                }
+                // The TOML's own pair, or an envFrom value left below: checked again.
+            }
+            (EnvConflicts::Refuse, None) => {
+                conflicts.push(Conflict {
+                    field: field_var,
+                    message,
+                    from_env_entry: true,
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// A pull policy list as register ends up with it.
+enum Effective<'e> {
+    /// From the env var (`Some`), or the TOML (`None`); `None` as a whole when neither sets it.
+    Known(Option<(Vec<String>, Option<&'e Var>)>),
+    Unknown(&'e Var),
+    Maybe(Vec<String>),
+}
+
+impl<'e> Effective<'e> {
+    fn known(&self) -> Option<(&[String], Option<&'e Var>)> {
+        match self {
+            Effective::Known(Some((list, var))) => Some((list.as_slice(), *var)),
+            _ => None,
+        }
+    }
+}
+
+fn effective_policies<'e>(
+    env: &'e RunnerEnv,
+    name: &str,
+    toml: Option<&Vec<String>>,
+) -> Effective<'e> {
+    let from_toml = || Effective::Known(toml.map(|l| (l.clone(), None)));
+    match env.lookup(name) {
+        // An empty value leaves the list empty, and the template fills it.
+        Lookup::Set(var) => match &var.value {
+            EnvValue::Literal(text) if text.trim().is_empty() => from_toml(),
+            EnvValue::Literal(text) => Effective::Known(Some((env_list(text), Some(var)))),
+            EnvValue::Unknown(_) => Effective::Unknown(var),
+        },
+        Lookup::Maybe(sources) => {
+            Effective::Maybe(sources.iter().map(|s| (*s).to_owned()).collect())
+        }
+        Lookup::Unset => from_toml(),
+    }
+}
+
+/// A list env var as the runner reads it: comma-separated.
+fn env_list(text: &str) -> Vec<String> {
+    text.split(',').map(|s| s.trim().to_owned()).collect()
 }
 
 /// The env binding of `key` (a dotted path under `[[runners]]`), or of the map that holds it;
@@ -191,53 +510,36 @@ fn binding_for(key: &str) -> Option<(&'static EnvBinding, Option<&str>)> {
     None
 }
 
-/// An env var's value as the Deployment gives it.
-enum EnvValue<'a> {
-    Literal(&'a str),
-    /// `valueFrom`: known only in the cluster.
-    From(String),
-}
-
-impl<'a> EnvValue<'a> {
-    fn of(entry: &'a Json) -> EnvValue<'a> {
-        if let Some(from) = entry.get("valueFrom").filter(|v| !v.is_null()) {
-            return EnvValue::From(describe_value_from(from));
+/// True when the runner ends up with `wanted` although the env var holds `value`: it says the
+/// same, or it is a scalar's zero value (`""`, `false`, `0`, `0s`), which `register`'s merge
+/// (mergo, runner-config.md §3) fills from the template, so the template wins.
+fn reads_as(value: &EnvValue, kind: EnvKind, wanted: &Json) -> bool {
+    let EnvValue::Literal(text) = value else {
+        return false;
+    };
+    match kind {
+        EnvKind::String | EnvKind::Int | EnvKind::Bool | EnvKind::Duration if text.is_empty() => {
+            true
         }
-        EnvValue::Literal(entry.get("value").and_then(Json::as_str).unwrap_or(""))
-    }
-
-    /// True when the runner reads this env value as `wanted`, so the patch's intent holds.
-    fn reads_as(&self, kind: EnvKind, wanted: &Json) -> bool {
-        let EnvValue::Literal(text) = self else {
-            return false;
-        };
-        match kind {
-            // An empty value leaves a scalar at its zero value, and the template fills it.
-            EnvKind::String | EnvKind::Int | EnvKind::Bool | EnvKind::Duration
-                if text.is_empty() =>
-            {
-                true
-            }
-            EnvKind::Bool => go_bool(text).is_some_and(|b| Some(b) == wanted.as_bool()),
-            EnvKind::Int => text.trim().parse::<i64>().ok() == wanted.as_i64(),
-            EnvKind::String | EnvKind::Duration => wanted.as_str() == Some(*text),
-            EnvKind::List => {
-                let Some(items) = wanted.as_array() else {
-                    return false;
-                };
-                let items: Vec<&str> = items.iter().filter_map(Json::as_str).collect();
-                let given: Vec<&str> = text.split(',').map(str::trim).collect();
-                given == items
-            }
-            EnvKind::Map => false,
+        EnvKind::Bool => match go_bool(text) {
+            Some(false) => true,
+            parsed => parsed.is_some() && parsed == wanted.as_bool(),
+        },
+        EnvKind::Int => match text.trim().parse::<i64>() {
+            Ok(0) => true,
+            Ok(n) => Some(n) == wanted.as_i64(),
+            Err(_) => false,
+        },
+        EnvKind::Duration => go_duration_is_zero(text) || wanted.as_str() == Some(text.as_str()),
+        EnvKind::String => wanted.as_str() == Some(text.as_str()),
+        EnvKind::List => {
+            let Some(items) = wanted.as_array() else {
+                return false;
+            };
+            let items: Vec<&str> = items.iter().filter_map(Json::as_str).collect();
+            env_list(text) == items
         }
-    }
-
-    fn show(&self) -> String {
-        match self {
-            EnvValue::Literal(text) => format!("{text:?}"),
-            EnvValue::From(how) => format!("(from {how})"),
-        }
+        EnvKind::Map => false,
     }
 }
 
@@ -250,41 +552,42 @@ fn go_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// `secretKeyRef name/key`, `configMapKeyRef name/key`, `fieldRef path` — names only, never data.
-fn describe_value_from(from: &Json) -> String {
-    let Some(map) = from.as_object() else {
-        return "valueFrom".into();
-    };
-    map.iter()
-        .map(|(kind, r)| {
-            let name = r.get("name").and_then(Json::as_str);
-            let key = r
-                .get("key")
-                .or_else(|| r.get("fieldPath"))
-                .or_else(|| r.get("resource"))
-                .and_then(Json::as_str);
-            match (name, key) {
-                (Some(n), Some(k)) => format!("{kind} {n}/{k}"),
-                (None, Some(k)) => format!("{kind} {k}"),
-                (Some(n), None) => format!("{kind} {n}"),
-                (None, None) => kind.clone(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// True for a Go duration that parses as zero (`0`, `0s`, `0h0m`, `-0.0s`).
+fn go_duration_is_zero(text: &str) -> bool {
+    let t = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if t == "0" {
+        return true;
+    }
+    let units = ["ns", "us", "µs", "μs", "ms", "s", "m", "h"];
+    let mut rest = t;
+    let mut any = false;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number = &rest[..digits];
+        if number.is_empty()
+            || number.chars().any(|c| c != '0' && c != '.')
+            || !number.contains('0')
+        {
+            return false;
+        }
+        rest = &rest[digits..];
+        let Some(unit) = units.iter().find(|u| rest.starts_with(**u)) else {
+            return false;
+        };
+        rest = &rest[unit.len()..];
+        any = true;
+    }
+    any
 }
 
-fn describe_env_from(source: &Json) -> String {
-    for kind in ["configMapRef", "secretRef"] {
-        if let Some(name) = source
-            .get(kind)
-            .and_then(|r| r.get("name"))
-            .and_then(Json::as_str)
-        {
-            return format!("{kind} {name}");
-        }
+/// An env value as messages show it: the literal quoted, else how it is given.
+fn show_value(value: &EnvValue) -> String {
+    match value {
+        EnvValue::Literal(text) => format!("{text:?}"),
+        EnvValue::Unknown(how) => format!("(from {how})"),
     }
-    "a source".into()
 }
 
 /// A value as TOML writes it (`"x"`, `["a", "b"]`, `true`).
@@ -298,54 +601,107 @@ fn show(value: &Json) -> String {
     }
 }
 
-/// The namespace job pods will run in: the patch's own `namespace` when the fragment sets one (an
-/// env var that disagrees is refused or removed, see [`check_env`]), else — when the TOML goes
-/// through `register`, whose runner container is `register_env` — a literal `KUBERNETES_NAMESPACE`
-/// there (it beats the template), else the chart TOML's `namespace`.
-pub fn job_namespace(
-    register_env: Option<(&Json, usize)>,
-    fragment: Option<&crate::spec::fragment::Fragment>,
-    toml_namespace: Option<String>,
-) -> Option<String> {
-    if let Some(ns) = fragment.and_then(|f| {
-        f.values()
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("kubernetes.namespace"))
-            .and_then(|(_, v)| v.as_str().map(str::to_owned))
-    }) {
-        return Some(ns);
+fn show_list(list: &[String]) -> String {
+    format!(
+        "[{}]",
+        list.iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The namespace job pods run in, as far as it can be known offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobNamespace {
+    Known(String),
+    /// Nothing sets one: the runner's own namespace.
+    Release,
+    /// Cannot be known offline: why.
+    Unknowable(String),
+}
+
+impl JobNamespace {
+    pub fn known(&self) -> Option<&str> {
+        match self {
+            JobNamespace::Known(ns) => Some(ns),
+            _ => None,
+        }
     }
-    let env = register_env
-        .and_then(|(deployment, container)| {
-            deployment.pointer(&format!("/spec/template/spec/containers/{container}/env"))
+}
+
+/// The namespace job pods will run in: none with `namespace_per_job` (each job gets its own);
+/// else the patch's own `namespace` when the fragment sets one (an env var that disagrees is
+/// refused or removed, see [`check_env`]); else — when the TOML goes through `register`, whose
+/// runner container's environment is `register_env` — `KUBERNETES_NAMESPACE` there (it beats the
+/// template); else the chart TOML's `namespace` (`toml_value` reads the chart TOML's first
+/// `[runners.kubernetes]`).
+pub fn job_namespace(
+    register_env: Option<&RunnerEnv>,
+    fragment: Option<&crate::spec::fragment::Fragment>,
+    toml_value: impl Fn(&str) -> Option<Json>,
+) -> JobNamespace {
+    let fragment_value = |key: &str| {
+        fragment.and_then(|f| {
+            f.values()
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&format!("kubernetes.{key}")))
+                .map(|(_, v)| v.clone())
         })
-        .and_then(Json::as_array)
-        .and_then(|env| {
-            env.iter()
-                .rev()
-                .find(|e| e.get("name").and_then(Json::as_str) == Some("KUBERNETES_NAMESPACE"))
-        });
-    match env.map(EnvValue::of) {
-        Some(EnvValue::Literal(ns)) if !ns.is_empty() => Some(ns.to_owned()),
-        _ => toml_namespace,
+    };
+    // mergo: a `true` from either env or template wins (`false` is the zero value).
+    let per_job_toml =
+        fragment_value("namespace_per_job").or_else(|| toml_value("namespace_per_job"));
+    let per_job_env = register_env.is_some_and(|env| {
+        matches!(env.lookup("KUBERNETES_NAMESPACE_PER_JOB"), Lookup::Set(Var { value: EnvValue::Literal(text), .. }) if go_bool(text) == Some(true))
+    });
+    if per_job_env {
+        return JobNamespace::Unknowable(
+            "KUBERNETES_NAMESPACE_PER_JOB is true: each job runs in a namespace of its own".into(),
+        );
+    }
+    if per_job_toml == Some(Json::Bool(true)) {
+        return JobNamespace::Unknowable(
+            "namespace_per_job = true: each job runs in a namespace of its own".into(),
+        );
+    }
+    if let Some(ns) = fragment_value("namespace").and_then(|v| v.as_str().map(str::to_owned)) {
+        return JobNamespace::Known(ns);
+    }
+    let toml_namespace =
+        || match toml_value("namespace").and_then(|v| v.as_str().map(str::to_owned)) {
+            Some(ns) if !ns.is_empty() => JobNamespace::Known(ns),
+            _ => JobNamespace::Release,
+        };
+    let Some(env) = register_env else {
+        return toml_namespace();
+    };
+    match env.lookup("KUBERNETES_NAMESPACE") {
+        Lookup::Set(Var {
+            value: EnvValue::Literal(ns),
+            ..
+        }) if !ns.is_empty() => JobNamespace::Known(ns.clone()),
+        Lookup::Set(Var {
+            value: EnvValue::Unknown(how),
+            ..
+        }) => JobNamespace::Unknowable(format!("KUBERNETES_NAMESPACE comes from {how}")),
+        Lookup::Maybe(sources) => JobNamespace::Unknowable(format!(
+            "envFrom ({}) may set KUBERNETES_NAMESPACE",
+            sources.join(", ")
+        )),
+        _ => toml_namespace(),
     }
 }
 
 /// With an executor other than kubernetes, `register` keeps no `[runners.kubernetes]`: the host
 /// aliases, volumes and pull policies runner-patch writes there would never reach the runner, so
-/// such a release is refused rather than patched for nothing.
+/// such a release is refused rather than patched for nothing. An executor that cannot be read
+/// offline (a Secret, a ConfigMap not in the stream) is a warning.
 pub fn check_executor(
-    deployment: &Json,
+    env: &RunnerEnv,
     doc: &DocRef,
-    container: usize,
     patch: &TomlPatch,
-) -> Result<(), Error> {
-    let Some(executor) = executor(deployment, container) else {
-        return Ok(());
-    };
-    if executor == runner::KUBERNETES_EXECUTOR {
-        return Ok(());
-    }
+) -> Result<Option<String>, Error> {
     let writes_kubernetes = !patch.host_aliases.is_empty()
         || !patch.config_map_volumes.is_empty()
         || !patch.secret_volumes.is_empty()
@@ -357,28 +713,70 @@ pub fn check_executor(
                 .any(|(key, _)| key.to_ascii_lowercase().starts_with("kubernetes."))
         });
     if !writes_kubernetes {
-        return Ok(());
+        return Ok(None);
     }
-    Err(Error::Field {
-        doc: Box::new(doc.clone()),
-        field: format!("spec.template.spec.containers[{container}].env"),
-        message: format!(
-            "RUNNER_EXECUTOR is {executor:?}: register keeps [runners.kubernetes] only for the {} executor, so what runner-patch writes there (host aliases, volumes, pull policies) would never reach the runner",
-            runner::KUBERNETES_EXECUTOR
-        ),
-    })
+    let consequence = format!(
+        "register keeps [runners.kubernetes] only for the {} executor, so what runner-patch writes there (host aliases, volumes, pull policies) would never reach the runner",
+        runner::KUBERNETES_EXECUTOR
+    );
+    match env.lookup(EXECUTOR_ENV) {
+        Lookup::Set(Var {
+            value: EnvValue::Literal(executor),
+            origin,
+            via,
+        }) => {
+            if executor == runner::KUBERNETES_EXECUTOR {
+                return Ok(None);
+            }
+            let (field, from) = match (origin, via) {
+                // A literal: the field that users know, the env list.
+                (Origin::Env { .. }, None) => {
+                    (format!("{}.env", env.container_path), String::new())
+                }
+                (Origin::Env { .. }, Some(via)) => (env.field(origin), format!(" (from {via})")),
+                (Origin::EnvFrom { configmap, key, .. }, _) => (
+                    env.field(origin),
+                    format!(" (from ConfigMap {configmap}, key {key:?}, envFrom)"),
+                ),
+            };
+            Err(Error::Field {
+                doc: Box::new(doc.clone()),
+                field,
+                message: format!("RUNNER_EXECUTOR is {executor:?}{from}: {consequence}"),
+            })
+        }
+        Lookup::Set(
+            var @ Var {
+                value: EnvValue::Unknown(how),
+                ..
+            },
+        ) => Ok(Some(format!(
+            "{doc} {}: RUNNER_EXECUTOR comes from {how}, which runner-patch cannot read offline; unless it is {}, {consequence}",
+            env.field(&var.origin),
+            runner::KUBERNETES_EXECUTOR,
+        ))),
+        Lookup::Maybe(sources) => Ok(Some(format!(
+            "{doc} {}.envFrom ({}) may set RUNNER_EXECUTOR, which runner-patch cannot check offline; unless it is {}, {consequence}",
+            env.container_path,
+            sources.join(", "),
+            runner::KUBERNETES_EXECUTOR,
+        ))),
+        _ => Ok(None),
+    }
 }
 
-/// The executor `register` uses for the runner container: its `RUNNER_EXECUTOR` env var.
-pub fn executor(deployment: &Json, container: usize) -> Option<&str> {
-    deployment
-        .pointer(&format!("/spec/template/spec/containers/{container}/env"))
-        .and_then(Json::as_array)?
-        .iter()
-        .rev()
-        .find(|e| e.get("name").and_then(Json::as_str) == Some("RUNNER_EXECUTOR"))?
-        .get("value")
-        .and_then(Json::as_str)
+const EXECUTOR_ENV: &str = "RUNNER_EXECUTOR";
+
+/// The executor `register` uses for the runner container: its `RUNNER_EXECUTOR` env var, when
+/// it can be read.
+pub fn executor(env: &RunnerEnv) -> Option<String> {
+    match env.lookup(EXECUTOR_ENV) {
+        Lookup::Set(Var {
+            value: EnvValue::Literal(executor),
+            ..
+        }) => Some(executor.clone()),
+        _ => None,
+    }
 }
 
 /// Warnings for keys of the chart's runner TOML that the runner does not know (it ignores them
@@ -554,8 +952,10 @@ pub fn template_warnings(doc: &Document<&str>, executor: Option<&str>) -> Vec<To
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::release::configmaps::StreamConfigMaps;
     use crate::spec::fragment::Fragment;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn deployment(env: Json) -> Json {
         json!({"spec": {"template": {"spec": {"containers": [{"name": "r", "env": env}]}}}})
@@ -567,6 +967,31 @@ mod tests {
             name: "r".into(),
             ..DocRef::default()
         }
+    }
+
+    /// `check_env` on container 0 of `d`, with a stream that holds no other ConfigMap and a TOML
+    /// whose pull policies are the ones written.
+    fn check(d: &Json, writes: &[Write], mode: EnvConflicts) -> Result<EnvPlan, Error> {
+        let written = |key: &str| {
+            writes
+                .iter()
+                .find(|w| w.key == key)
+                .map(|w| policy_list(&w.value))
+        };
+        let toml = TomlPullPolicies {
+            pull_policy: written("kubernetes.pull_policy"),
+            allowed_pull_policies: written("kubernetes.allowed_pull_policies"),
+        };
+        check_env(&mut runner_env(d), &doc(), writes, &toml, mode)
+    }
+
+    fn runner_env(d: &Json) -> RunnerEnv {
+        let (parsed, others) = (BTreeMap::new(), BTreeMap::new());
+        let configmaps = StreamConfigMaps {
+            parsed: &parsed,
+            others: &others,
+        };
+        RunnerEnv::read(d, &doc(), 0, &configmaps).unwrap()
     }
 
     fn pull(p: &[&'static str]) -> TomlPatch {
@@ -583,10 +1008,8 @@ mod tests {
             {"name": "RUNNER_EXECUTOR", "value": "kubernetes"},
             {"name": "KUBERNETES_PULL_POLICY", "value": "always"}
         ]));
-        let err = check_env(
+        let err = check(
             &d,
-            &doc(),
-            0,
             &writes(&pull(&["if-not-present"])),
             EnvConflicts::Refuse,
         )
@@ -608,15 +1031,12 @@ mod tests {
     fn same_value_is_no_conflict_and_replace_removes() {
         let d = deployment(json!([{"name": "KUBERNETES_PULL_POLICY", "value": "if-not-present"}]));
         let w = writes(&pull(&["if-not-present"]));
-        assert_eq!(
-            check_env(&d, &doc(), 0, &w, EnvConflicts::Refuse).unwrap(),
-            EnvPlan::default()
-        );
+        assert_eq!(check(&d, &w, EnvConflicts::Refuse).unwrap().edits, []);
         let d = deployment(json!([
             {"name": "KUBERNETES_PULL_POLICY", "value": "never"},
             {"name": "KUBERNETES_ALLOWED_PULL_POLICIES", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
         ]));
-        let plan = check_env(&d, &doc(), 0, &w, EnvConflicts::Replace).unwrap();
+        let plan = check(&d, &w, EnvConflicts::Replace).unwrap();
         let drop = |name: &str| EnvEdit::Drop { name: name.into() };
         assert_eq!(
             plan.edits,
@@ -636,7 +1056,7 @@ mod tests {
             {"name": "KUBERNETES_ALLOWED_PULL_POLICIES", "value": "if-not-present"}
         ]));
         let w = writes(&pull(&["if-not-present"]));
-        let plan = check_env(&d, &doc(), 0, &w, EnvConflicts::Replace).unwrap();
+        let plan = check(&d, &w, EnvConflicts::Replace).unwrap();
         // The typed list is what the Deployment editor consumes.
         let patch = crate::release::pod::PodPatch {
             env: plan.edits,
@@ -644,8 +1064,8 @@ mod tests {
         };
         assert!(crate::release::pod::apply(&mut d, 0, &patch).unwrap());
         assert_eq!(
-            check_env(&d, &doc(), 0, &w, EnvConflicts::Refuse).unwrap(),
-            EnvPlan::default(),
+            check(&d, &w, EnvConflicts::Refuse).unwrap().edits,
+            [],
             "no env var left that register would prefer"
         );
         let env = d.pointer("/spec/template/spec/containers/0/env").unwrap();
@@ -676,7 +1096,7 @@ mod tests {
             {"name": "KUBERNETES_PRIVILEGED", "value": "TRUE"},
             {"name": "KUBERNETES_NAMESPACE", "value": "gitlab"}
         ]));
-        let err = check_env(&d, &doc(), 0, &writes(&patch), EnvConflicts::Refuse).unwrap_err();
+        let err = check(&d, &writes(&patch), EnvConflicts::Refuse).unwrap_err();
         let message = err.to_string();
         assert!(
             message.contains(
@@ -699,7 +1119,7 @@ mod tests {
             deployment(json!([{"name": "KUBERNETES_NODE_SELECTOR", "value": "os=windows"}]));
         d["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
             json!([{"secretRef": {"name": "runner-env"}}]);
-        let plan = check_env(&d, &doc(), 0, &writes(&patch), EnvConflicts::Refuse).unwrap();
+        let plan = check(&d, &writes(&patch), EnvConflicts::Refuse).unwrap();
         assert_eq!(plan.warnings.len(), 2, "{:#?}", plan.warnings);
         assert!(plan.warnings[0].contains("KUBERNETES_NODE_SELECTOR is merged"));
         assert!(
@@ -711,31 +1131,177 @@ mod tests {
     }
 
     #[test]
+    fn zero_values_in_env_leave_the_template_value() {
+        // register merges with mergo: a scalar env value that is its type's zero value is filled
+        // from the template, so the patch wins; a non-zero one beats the template.
+        let fragment =
+            Fragment::parse("[runners.kubernetes]\nprivileged = true\npoll_timeout = 300\n")
+                .unwrap();
+        let patch = TomlPatch {
+            fragment: Some(fragment),
+            ..TomlPatch::default()
+        };
+        let w = writes(&patch);
+        for zero in ["false", "0", "f", "FALSE", ""] {
+            let d = deployment(json!([{"name": "KUBERNETES_PRIVILEGED", "value": zero}]));
+            assert!(check(&d, &w, EnvConflicts::Refuse).is_ok(), "{zero:?}");
+        }
+        let d = deployment(json!([{"name": "KUBERNETES_POLL_TIMEOUT", "value": "0"}]));
+        assert!(check(&d, &w, EnvConflicts::Refuse).is_ok());
+        let d = deployment(json!([{"name": "KUBERNETES_POLL_TIMEOUT", "value": "60"}]));
+        assert!(check(&d, &w, EnvConflicts::Refuse).is_err());
+        // `true` over a written `false`: the env wins, refused.
+        let off = TomlPatch {
+            fragment: Some(Fragment::parse("[runners.kubernetes]\nprivileged = false\n").unwrap()),
+            ..TomlPatch::default()
+        };
+        let d = deployment(json!([{"name": "KUBERNETES_PRIVILEGED", "value": "true"}]));
+        let err = check(&d, &writes(&off), EnvConflicts::Refuse).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("KUBERNETES_PRIVILEGED = \"true\" overrides"),
+            "{err}"
+        );
+        assert!(
+            go_duration_is_zero("0s")
+                && go_duration_is_zero("0h0m0.0s")
+                && go_duration_is_zero("0")
+        );
+        assert!(
+            !go_duration_is_zero("1s") && !go_duration_is_zero("s") && !go_duration_is_zero("0x")
+        );
+    }
+
+    #[test]
+    fn env_from_a_stream_configmap_is_read_with_its_prefix_and_env_wins_over_it() {
+        let text = "kind: ConfigMap\nmetadata:\n  name: runner-env\ndata:\n  PULL_POLICY: never\n";
+        let split = crate::manifest::stream::split(text);
+        let others: BTreeMap<usize, crate::manifest::stream::Doc<'_>> =
+            split.docs.iter().copied().enumerate().collect();
+        let parsed = BTreeMap::new();
+        let cms = StreamConfigMaps {
+            parsed: &parsed,
+            others: &others,
+        };
+        let mut d = deployment(json!([{"name": "KUBERNETES_PULL_POLICY", "value": "always"}]));
+        d["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+            json!([{"configMapRef": {"name": "runner-env"}, "prefix": "KUBERNETES_"}]);
+        let w = writes(&pull(&["if-not-present"]));
+        let toml = TomlPullPolicies {
+            pull_policy: Some(vec!["if-not-present".into()]),
+            allowed_pull_policies: Some(vec!["if-not-present".into()]),
+        };
+        let mut env = RunnerEnv::read(&d, &doc(), 0, &cms).unwrap();
+        // The explicit entry wins over envFrom.
+        let err = check_env(&mut env.clone(), &doc(), &w, &toml, EnvConflicts::Refuse).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("KUBERNETES_PULL_POLICY = \"always\" overrides"),
+            "{err}"
+        );
+        // Removing it would let the ConfigMap's value through: refused, naming the ConfigMap.
+        let err = check_env(&mut env, &doc(), &w, &toml, EnvConflicts::Replace).unwrap_err();
+        let Error::Field { field, message, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(field, "spec.template.spec.containers[0].envFrom[0]");
+        assert!(
+            message.contains("KUBERNETES_PULL_POLICY = \"never\" from ConfigMap runner-env (key \"PULL_POLICY\", envFrom)")
+                && message.contains("does not edit ConfigMap runner-env"),
+            "{message}"
+        );
+        // A prefix limits what an unreadable source can set.
+        let mut s = deployment(json!([]));
+        s["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+            json!([{"secretRef": {"name": "s"}, "prefix": "CACHE_"}]);
+        let plan = check(&s, &w, EnvConflicts::Refuse).unwrap();
+        assert!(plan.warnings.is_empty(), "{:#?}", plan.warnings);
+    }
+
+    #[test]
     fn job_namespace_is_what_register_will_use() {
-        let with_env = deployment(json!([{"name": "KUBERNETES_NAMESPACE", "value": "from-env"}]));
-        let without = deployment(json!([]));
-        let toml = || Some("from-toml".to_owned());
+        let with_env = runner_env(&deployment(
+            json!([{"name": "KUBERNETES_NAMESPACE", "value": "from-env"}]),
+        ));
+        let without = runner_env(&deployment(json!([])));
+        let toml = |key: &str| (key == "namespace").then(|| json!("from-toml"));
+        let known = |ns: &str| JobNamespace::Known(ns.into());
         assert_eq!(
-            job_namespace(Some((&with_env, 0)), None, toml()).as_deref(),
-            Some("from-env")
+            job_namespace(Some(&with_env), None, toml),
+            known("from-env")
         );
         assert_eq!(
-            job_namespace(Some((&without, 0)), None, toml()).as_deref(),
-            Some("from-toml")
+            job_namespace(Some(&without), None, toml),
+            known("from-toml")
+        );
+        assert_eq!(
+            job_namespace(Some(&without), None, |_| None),
+            JobNamespace::Release
         );
         // `runners.configOverride`: no register step, the env var changes nothing.
-        assert_eq!(
-            job_namespace(None, None, toml()).as_deref(),
-            Some("from-toml")
-        );
+        assert_eq!(job_namespace(None, None, toml), known("from-toml"));
         let fragment = Fragment::parse(
             "[runners.kubernetes]
 namespace = \"from-spec\"\n",
         )
         .unwrap();
         assert_eq!(
-            job_namespace(Some((&with_env, 0)), Some(&fragment), toml()).as_deref(),
-            Some("from-spec")
+            job_namespace(Some(&with_env), Some(&fragment), toml),
+            known("from-spec")
+        );
+    }
+
+    #[test]
+    fn job_namespace_that_cannot_be_known_offline_says_why() {
+        let why = |ns: JobNamespace| match ns {
+            JobNamespace::Unknowable(why) => why,
+            other => panic!("{other:?}"),
+        };
+        let env = |e: Json| runner_env(&deployment(e));
+        let per_job = |key: &str| (key == "namespace_per_job").then_some(Json::Bool(true));
+        assert!(
+            why(job_namespace(Some(&env(json!([]))), None, per_job))
+                .contains("namespace_per_job = true")
+        );
+        // mergo: an env `false` is the zero value, the template's `true` stays.
+        let off = env(json!([{"name": "KUBERNETES_NAMESPACE_PER_JOB", "value": "false"}]));
+        assert!(why(job_namespace(Some(&off), None, per_job)).contains("namespace_per_job"));
+        let on = env(json!([{"name": "KUBERNETES_NAMESPACE_PER_JOB", "value": "true"}]));
+        assert!(
+            why(job_namespace(Some(&on), None, |_| None)).contains("KUBERNETES_NAMESPACE_PER_JOB")
+        );
+        let secret = env(
+            json!([{"name": "KUBERNETES_NAMESPACE", "valueFrom": {"secretKeyRef": {"name": "s", "key": "ns"}}}]),
+        );
+        assert_eq!(
+            why(job_namespace(Some(&secret), None, |_| None)),
+            "KUBERNETES_NAMESPACE comes from secretKeyRef s/ns"
+        );
+        let mut from = deployment(json!([]));
+        from["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+            json!([{"secretRef": {"name": "runner-env"}}]);
+        assert_eq!(
+            why(job_namespace(Some(&runner_env(&from)), None, |_| None)),
+            "envFrom (secretRef runner-env) may set KUBERNETES_NAMESPACE"
+        );
+        // The pod's own namespace, from the downward API, is known.
+        let mut field = deployment(
+            json!([{"name": "KUBERNETES_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]),
+        );
+        field["metadata"] = json!({"namespace": "runners"});
+        let d = DocRef {
+            namespace: Some("runners".into()),
+            ..doc()
+        };
+        let (parsed, others) = (BTreeMap::new(), BTreeMap::new());
+        let cms = StreamConfigMaps {
+            parsed: &parsed,
+            others: &others,
+        };
+        let field = RunnerEnv::read(&field, &d, 0, &cms).unwrap();
+        assert_eq!(
+            job_namespace(Some(&field), None, |_| None),
+            JobNamespace::Known("runners".into())
         );
     }
 

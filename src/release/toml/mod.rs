@@ -46,6 +46,9 @@ pub struct TomlPatch {
     pub pull_policy: Option<Vec<&'static str>>,
     pub allowed_pull_policies: Option<Vec<&'static str>>,
     pub fragment: Option<Fragment>,
+    /// The runner container's env gives `pull_policy` (`KUBERNETES_PULL_POLICY`, which register
+    /// prefers over the template): a TOML without one is then no trap. Not a value to write.
+    pub pull_policy_from_env: bool,
 }
 
 impl TomlPatch {
@@ -199,12 +202,20 @@ impl<'t> RunnerToml<'t> {
     /// The job namespace of the first `[[runners]]` (`[runners.kubernetes] namespace`, in any
     /// table form and key case), if set.
     pub fn job_namespace(&self) -> Option<String> {
+        self.kubernetes_value("namespace")?
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// The value of `key` under `[runners.kubernetes]` of the first `[[runners]]` (in any table
+    /// form and key case), as JSON, if set.
+    pub fn kubernetes_value(&self, key: &str) -> Option<serde_json::Value> {
         let first = self.head.last()?.first_runner_table()?;
         let k8s = first
             .get(&keys::find(first, "kubernetes", false)?)?
             .as_table_like()?;
-        let ns = k8s.get(&keys::find(k8s, "namespace", false)?)?.as_str()?;
-        Some(ns.to_owned())
+        let item = k8s.get(&keys::find(k8s, key, false)?)?;
+        Some(crate::spec::fragment::item_to_json(item))
     }
 
     /// Applies `patch` to every `[[runners]]` entry, piece by piece; `inspect` sees each piece

@@ -42,7 +42,7 @@ pub(super) fn set(
                 });
             }
         }
-        (None, Some(_)) => warnings.push(format!(
+        (None, Some(_)) if !patch.pull_policy_from_env => warnings.push(format!(
             "{path}: allowed_pull_policies is set but pull_policy is not; jobs without their own pull_policy will fail (gitlab-org/gitlab#479766)"
         )),
         _ => {}
