@@ -8,6 +8,7 @@
 use toml_edit::{Item, TableLike, Value};
 
 use super::{TomlFailure, line_of};
+use crate::spec::go_case;
 
 /// Fields of the runner's config structs whose Go type is a map (keys are data, compared
 /// exactly), and open tables decoded as `map[string]any`. Everything else is a struct field.
@@ -44,21 +45,12 @@ pub(super) fn is_go_map(key: &str) -> bool {
 
 /// Whether two TOML keys name the same struct field for the runner (Go's `strings.EqualFold`).
 pub(super) fn same_field(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        // Pure ASCII folds only within ASCII.
-        return a.eq_ignore_ascii_case(b);
-    }
-    a == b || fold(a) == fold(b)
+    go_case::equal_fold(a, b)
 }
 
-/// `key` case-folded as Go's `strings.EqualFold` compares it, as far as the runner's (ASCII)
-/// field names are concerned: lower case, with the Kelvin sign and the long s (which fold to
-/// `k` and `s`) included.
+/// `key` case-folded as the runner compares struct fields (see [`go_case::fold`]).
 pub(super) fn fold(key: &str) -> String {
-    key.chars()
-        .map(|c| if c == '\u{17f}' { 's' } else { c })
-        .flat_map(char::to_lowercase)
-        .collect()
+    go_case::fold(key)
 }
 
 /// The key of `table` the runner reads as `name`: the exact spelling first, then one that
