@@ -584,6 +584,63 @@ mod tests {
         assert!(out.contains("mount_path = \"/certs/client\""), "{out}");
         assert!(out.contains("    privileged = true"), "{out}");
     }
+
+    fn fragment(text: &str) -> TomlPatch {
+        TomlPatch {
+            fragment: Some(Fragment::parse(text).unwrap()),
+            ..Default::default()
+        }
+    }
+
+    /// A fragment host alias for an IP the chart maps already adds its hostnames, as
+    /// `spec.hostAliases` does, in either array form; a hostname on another IP is refused.
+    #[test]
+    fn fragment_host_aliases_union_hostnames_by_ip() {
+        let patch = fragment(
+            "[[runners.kubernetes.host_aliases]]\nip = \"10.0.0.1\"\nhostnames = [\"b.example.com\"]\n",
+        );
+        let out = given("[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.host_aliases]]\n      ip = \"10.0.0.1\"\n      hostnames = [\"a.example.com\"]\n")
+            .running(&patch);
+        assert!(
+            out.contains("hostnames = [\"a.example.com\", \"b.example.com\"]"),
+            "{out}"
+        );
+        let out = given("[[runners]]\n  kubernetes = { host_aliases = [{ ip = \"10.0.0.1\", hostnames = [\"a.example.com\"] }] }\n")
+            .running(&patch);
+        assert!(
+            out.contains("hostnames = [\"a.example.com\", \"b.example.com\"]"),
+            "{out}"
+        );
+        let err = apply(
+            "[[runners]]\n  [runners.kubernetes]\n    host_aliases = [{ ip = \"10.0.0.2\", hostnames = [\"b.example.com\"] }]\n",
+            &patch,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("10.0.0.2"), "{err:?}");
+    }
+
+    /// A fragment entry with the name of a chart entry replaces it whole: what the user left out
+    /// (`patch_type`) does not survive from the chart's entry; other entries stay.
+    #[test]
+    fn fragment_entries_with_a_chart_name_replace_it_whole() {
+        let patch = fragment(
+            "[[runners.kubernetes.pod_spec]]\nname = \"a\"\npatch = \"{}\"\n[[runners.kubernetes.volumes.empty_dir]]\nname = \"certs\"\nmount_path = \"/certs\"\n",
+        );
+        let out = given("[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.pod_spec]]\n      name = \"a\" # kept\n      patch = \"[]\"\n      patch_type = \"json\"\n    [[runners.kubernetes.pod_spec]]\n      name = \"b\"\n      patch_type = \"json\"\n    [[runners.kubernetes.volumes.empty_dir]]\n      name = \"certs\"\n      mount_path = \"/old\"\n      medium = \"Memory\"\n")
+            .running(&patch);
+        assert_eq!(
+            out,
+            "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.pod_spec]]\n      name = \"a\" # kept\n      patch = \"{}\"\n    [[runners.kubernetes.pod_spec]]\n      name = \"b\"\n      patch_type = \"json\"\n    [[runners.kubernetes.volumes.empty_dir]]\n      name = \"certs\"\n      mount_path = \"/certs\"\n"
+        );
+        let out = given(
+            "[[runners]]\n  kubernetes.pod_spec = [{ name = \"a\", patch_type = \"json\" }]\n",
+        )
+        .running(&patch);
+        assert!(
+            out.contains("pod_spec = [{ name = \"a\", patch = \"{}\" }]"),
+            "{out}"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,26 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// Removes `key` (with its line and comments).
+    pub(super) fn remove(&mut self, key: &str) {
+        match self {
+            Node::Table(t) => {
+                t.remove(key);
+            }
+            Node::Inline(t) => {
+                let last = t.iter().last().map(|(k, _)| k == key).unwrap_or(false);
+                let removed = t.remove(key);
+                // The space before `}` travels with the last value (see `push_inline`).
+                if let (true, Some(removed)) = (last, removed) {
+                    let suffix = removed.decor().suffix().cloned();
+                    if let (Some(suffix), Some((_, v))) = (suffix, t.iter_mut().last()) {
+                        v.decor_mut().set_suffix(suffix);
+                    }
+                }
+            }
+        }
+    }
+
     /// The value the runner reads as struct field `name`.
     pub(super) fn value(&self, name: &str) -> Option<&Value> {
         let key = self.find(name, false)?;
