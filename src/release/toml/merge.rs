@@ -41,6 +41,39 @@ pub(super) fn merge(
             host_aliases::merge(dst, &aliases, indent, path)?;
             continue;
         }
+        if !in_map && let Some(src_table) = table_like(src_item) {
+            let spellings: Vec<String> = dst
+                .like()
+                .iter()
+                .filter(|(k, item)| keys::same_field(k, key) && item.is_table_like())
+                .map(|(k, _)| k.to_owned())
+                .collect();
+            if spellings.len() > 1 {
+                // The chart spells this table in two ways, which the runner merges into one
+                // struct: each key goes to the spelling that holds it (else the exact one), so
+                // that none gets a second value.
+                let preferred = dst.find(key, false).expect("spelled at least twice");
+                for (child_key, child_item) in src_table.iter() {
+                    let holder = spellings
+                        .iter()
+                        .find(|s| {
+                            dst.like()
+                                .get(s)
+                                .and_then(Item::as_table_like)
+                                .is_some_and(|t| keys::find(t, child_key, map).is_some())
+                        })
+                        .unwrap_or(&preferred)
+                        .clone();
+                    let mut one = toml_edit::Table::new();
+                    one.insert(child_key, child_item.clone());
+                    let item = dst.get_mut(&holder).expect("listed above");
+                    let mut child = Node::of(item).expect("a table");
+                    let child_indent = child.indent(indent);
+                    merge(&mut child, &one, &child_indent, &here, map)?;
+                }
+                continue;
+            }
+        }
         let Some(dst_key) = dst.find(key, in_map) else {
             dst.insert(key, src_item.clone(), indent);
             continue;

@@ -241,7 +241,7 @@ impl<'t> RunnerToml<'t> {
             inspect(&part);
             let Part { doc, place } = part;
             let piece_text = &text[place.range.clone()];
-            keys::check_spellings(
+            let spelled_twice = keys::check_spellings(
                 doc.as_table(),
                 piece_text,
                 place.first_line,
@@ -249,7 +249,7 @@ impl<'t> RunnerToml<'t> {
             )?;
             runners_seen += place.runners;
             if !patch.is_empty() {
-                match apply_piece(doc, piece_text, &place, patch, &mut warnings)? {
+                match apply_piece(doc, piece_text, &place, patch, spelled_twice, &mut warnings)? {
                     Some(new_text) => {
                         changed = true;
                         out.push_str(&new_text);
@@ -359,11 +359,15 @@ impl Roots {
 }
 
 /// Patches the runners of one piece (at `place`): the new text, `None` if unchanged.
+/// `spelled_twice` when the piece spells a table in two ways (see [`keys::check_spellings`]): the
+/// edit writes into the spelling that holds a key, and the result is checked again so that it
+/// never gives a key a second value there.
 fn apply_piece(
     spanned: Document<&str>,
     piece: &str,
     place: &Place,
     patch: &TomlPatch,
+    spelled_twice: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Option<String>, TomlFailure> {
     let Place {
@@ -396,6 +400,18 @@ fn apply_piece(
     for i in 0..count {
         let mut runner = runners.get_mut(i).expect("in range");
         patch_runner(&mut runner, patch, first_runner + i, warnings).map_err(shift)?;
+    }
+    if spelled_twice {
+        keys::check_spellings(doc.as_table(), "", first_line, first_runner).map_err(|f| {
+            TomlFailure {
+                line: None,
+                path: f.path,
+                message: format!(
+                    "the patch cannot be written without giving a key a second value: this TOML spells a table in two ways, and after the patch {}",
+                    f.message
+                ),
+            }
+        })?;
     }
     let out = doc.to_string();
     // toml_edit always ends with a newline; keep the YAML scalar's chomping (`|-` has none).
@@ -445,16 +461,14 @@ fn patch_entry(
     if !patch.touches_kubernetes() {
         return Ok(());
     }
-    let mut k8s = runner
-        .child("kubernetes", indent)
-        .map_err(|key| TomlFailure {
-            line: None,
-            path: Some(format!("{base}.{key}")),
-            message: "must be a table ([runners.kubernetes])".into(),
-        })?;
-    let k8s_indent = k8s.indent(indent);
     let k8s_path = format!("{base}.kubernetes");
+    // Each edit goes to the spelling of `[runners.kubernetes]` that already holds its key (a
+    // chart may write `Kubernetes.pull_policy = …` beside `[runners.kubernetes]`).
+    let mut k8s = kubernetes(runner, "host_aliases", indent, base)?;
+    let k8s_indent = k8s.indent(indent);
     host_aliases::merge(&mut k8s, &patch.host_aliases, &k8s_indent, &k8s_path)?;
+    let mut k8s = kubernetes(runner, "volumes", indent, base)?;
+    let k8s_indent = k8s.indent(indent);
     volumes::merge(
         &mut k8s,
         &patch.config_map_volumes,
@@ -469,7 +483,30 @@ fn patch_entry(
         &k8s_indent,
         &k8s_path,
     )?;
+    let pull_field = if patch.pull_policy.is_some() {
+        "pull_policy"
+    } else {
+        "allowed_pull_policies"
+    };
+    let mut k8s = kubernetes(runner, pull_field, indent, base)?;
+    let k8s_indent = k8s.indent(indent);
     pull_policy::set(&mut k8s, patch, &k8s_indent, &k8s_path, warnings)
+}
+
+/// The `[runners.kubernetes]` table of `runner` that holds `field` (see [`Node::child_holding`]).
+fn kubernetes<'r>(
+    runner: &'r mut Node<'_>,
+    field: &str,
+    indent: &Indent,
+    base: &str,
+) -> Result<Node<'r>, TomlFailure> {
+    runner
+        .child_holding("kubernetes", field, indent)
+        .map_err(|key| TomlFailure {
+            line: None,
+            path: Some(format!("{base}.{key}")),
+            message: "must be a table ([runners.kubernetes])".into(),
+        })
 }
 
 /// 1-based line of byte `offset` in `text`.
@@ -639,6 +676,49 @@ mod tests {
         assert!(
             out.contains("pod_spec = [{ name = \"a\", patch = \"{}\" }]"),
             "{out}"
+        );
+    }
+
+    /// `Kubernetes.x = …` beside `[runners.kubernetes]` is one struct to the runner, which merges
+    /// both: accepted, and each edit lands in the spelling that holds its key.
+    #[test]
+    fn a_table_in_two_spellings_merges_and_edits_land_where_the_key_is() {
+        let chart = "[[runners]]\n  Kubernetes.pull_policy = \"always\"\n  [runners.kubernetes]\n    namespace = \"ci\"\n";
+        let pull = TomlPatch {
+            pull_policy: Some(vec!["never"]),
+            ..Default::default()
+        };
+        assert_eq!(
+            given(chart).running(&pull),
+            "[[runners]]\n  Kubernetes.pull_policy = [\"never\"]\n  [runners.kubernetes]\n    namespace = \"ci\"\n"
+        );
+        let out = given(chart).running(&fragment(
+            "[runners.kubernetes]\npull_policy = \"if-not-present\"\nimage = \"alpine\"\n",
+        ));
+        assert_eq!(
+            out,
+            "[[runners]]\n  Kubernetes.pull_policy = \"if-not-present\"\n  [runners.kubernetes]\n    namespace = \"ci\"\n    image = \"alpine\"\n"
+        );
+        let out = given(chart).running(&aliases("10.0.0.1", &["a.example.com"]));
+        assert!(
+            out.contains("    [[runners.kubernetes.host_aliases]]"),
+            "{out}"
+        );
+    }
+
+    /// The same key in both spellings is two values for one field: refused, naming both lines.
+    #[test]
+    fn a_key_in_both_spellings_of_a_table_is_refused() {
+        let err = apply(
+            "[[runners]]\n  Kubernetes = { namespace = \"a\" }\n  [runners.kubernetes]\n    image = \"x\"\n    namespace = \"b\"\n",
+            &TomlPatch::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.line, Some(2), "{err:?}");
+        assert_eq!(err.path.as_deref(), Some("runners[0].Kubernetes.namespace"));
+        assert!(
+            err.message.contains("(line 2)") && err.message.contains("(line 5)"),
+            "{err:?}"
         );
     }
 }

@@ -159,6 +159,32 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// Like [`Node::child`], but when the runner reads several keys as `name` (`Kubernetes` and
+    /// `kubernetes`, both tables it merges into one struct), the one whose table holds `field`.
+    pub(super) fn child_holding(
+        &mut self,
+        name: &str,
+        field: &str,
+        indent: &Indent,
+    ) -> Result<Node<'_>, String> {
+        let holder = self
+            .like()
+            .iter()
+            .filter(|(k, _)| keys::same_field(k, name))
+            .find(|(_, item)| {
+                item.as_table_like()
+                    .is_some_and(|t| keys::find(t, field, false).is_some())
+            })
+            .map(|(k, _)| k.to_owned());
+        match holder {
+            Some(key) => match self.get_mut(&key) {
+                Some(item) if Node::of_ref(item) => Ok(Node::of(item).expect("checked")),
+                _ => Err(key),
+            },
+            None => self.child(name, indent),
+        }
+    }
+
     fn of_ref(item: &Item) -> bool {
         matches!(item, Item::Table(_) | Item::Value(Value::InlineTable(_)))
     }
