@@ -54,12 +54,13 @@ pub(super) fn split(text: &str) -> Vec<Piece> {
         .collect()
 }
 
-/// Whether `text` has a top-level `[[runners]]` header (read with the lexer only, so that a text
-/// that is not valid TOML can be told apart).
-pub(super) fn has_runners_header(text: &str) -> bool {
+/// Whether `text` defines a top-level `runners` key in any form (`[[runners]]`, `runners = […]`,
+/// `[runners.…]`, any case), read with the lexer only, so that a text meant to hold runners but
+/// refused (not valid TOML, or too large to parse) can be told from one without runners.
+pub(super) fn has_runners_key(text: &str) -> bool {
     let mut scan = Scan::default();
     scan.scan(&Source::new(text));
-    scan.in_runners
+    scan.runners_key
 }
 
 /// What the lexer pass has found so far.
@@ -73,6 +74,8 @@ struct Scan {
     in_table: bool,
     /// A bare `[[runners]]` header has been seen.
     in_runners: bool,
+    /// A top-level `runners` key has been seen, in any form.
+    runners_key: bool,
     /// Top-level keys other than `runners`, folded as the runner compares them, with the piece
     /// that defines them.
     roots: HashMap<String, usize>,
@@ -87,6 +90,7 @@ impl Default for Scan {
             depth: 0,
             in_table: false,
             in_runners: false,
+            runners_key: false,
             roots: HashMap::new(),
             independent: true,
         }
@@ -172,6 +176,7 @@ impl Scan {
             && kinds[3..] == [TokenKind::RightSquareBracket; 2];
         if bare_runners_array {
             self.in_runners = true;
+            self.runners_key = true;
             if line_start > 0 {
                 self.starts.push(line_start);
                 self.counts.push(tokens_before);
@@ -188,6 +193,7 @@ impl Scan {
             return;
         };
         if keys::same_field(&key, "runners") {
+            self.runners_key = true;
             // `[runners.kubernetes]` after a `[[runners]]` belongs to that entry; anything else
             // makes `runners` something the pieces cannot agree on.
             if !(header && self.in_runners && key == "runners") {

@@ -291,7 +291,7 @@ fn parse_piece<'t>(
             line: Some(first_line),
             path: Some(format!("runners[{first_runner}]")),
             message: format!(
-                "this part of the TOML holds {tokens} keys, values and brackets; runner-patch refuses more than {MAX_TOKENS_PER_PIECE} in one [[runners]] entry to keep its memory bounded (a real entry holds a few hundred)"
+                "this part of the TOML holds {tokens} keys, values and brackets; runner-patch refuses more than {MAX_TOKENS_PER_PIECE} in one [[runners]] entry (or in the whole TOML when its runners are written inline, `runners = [{{…}}, …]`) to keep its memory bounded (a real entry holds a few hundred)"
             ),
         });
     }
@@ -519,19 +519,21 @@ pub fn job_namespace(text: &str) -> Option<String> {
     RunnerToml::open(text).ok()?.job_namespace()
 }
 
-/// Whether a TOML text holds at least one `[[runners]]` entry (in any form), or, when it is not
-/// valid TOML, a `[[runners]]` header (its error is then the runner TOML's to report).
+/// Whether a TOML text holds at least one `[[runners]]` entry (in any form), or, when it is
+/// refused (not valid TOML, or past the size limit), a top-level `runners` key (its error is
+/// then the runner TOML's to report).
 pub fn has_runners(text: &str) -> bool {
     match RunnerToml::open(text) {
         Ok(toml) => toml.has_runners(),
-        Err(_) => has_runners_header(text),
+        Err(_) => has_runners_key(text),
     }
 }
 
-/// Whether `text` has a top-level `[[runners]]` header, read with the lexer only (nothing is
-/// parsed): tells a broken runner TOML from a TOML without runners.
-pub fn has_runners_header(text: &str) -> bool {
-    chunks::has_runners_header(text)
+/// Whether `text` has a top-level `runners` key in any form (`[[runners]]`, `runners = […]`),
+/// read with the lexer only (nothing is parsed): tells a runner TOML that cannot be read (broken,
+/// or past the size limit) from a TOML without runners.
+pub fn has_runners_key(text: &str) -> bool {
+    chunks::has_runners_key(text)
 }
 
 fn string_array(items: &[impl AsRef<str>]) -> Array {
