@@ -413,7 +413,7 @@ fn apply_piece(
             }
         })?;
     }
-    let out = doc.to_string();
+    let out = chunks::keep_header_spellings(piece, &doc.to_string());
     // toml_edit always ends with a newline; keep the YAML scalar's chomping (`|-` has none).
     let out = if piece.ends_with('\n') {
         out
@@ -765,6 +765,52 @@ mod layout_tests {
         assert_eq!(
             patched(input, &patch),
             "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.host_aliases]]\n      ip = \"10.0.0.1\"\n      hostnames = [\n        \"a.example.com\",\n        \"b.example.com\",\n      ]\n"
+        );
+    }
+
+    /// toml_edit re-renders every header of an edited document from its keys; the headers the
+    /// patch does not add keep their bytes, and new entries of an array take their siblings'.
+    #[test]
+    fn untouched_headers_stay_byte_identical() {
+        let input = "[[runners]]\n  [ runners . 'kubernetes' ] # k8s\n    namespace = \"x\"\n    [[ runners.kubernetes.host_aliases ]]\n      ip = \"10.0.0.2\"\n      hostnames = [\"b\"]\n  [runners . \"cache\"]\n    Type = \"s3\"\n";
+        let patch = TomlPatch {
+            pull_policy: Some(vec!["always"]),
+            host_aliases: vec![("10.0.0.1".into(), vec!["a".into()])],
+            tls_ca_file: Some("/x".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            patched(input, &patch),
+            "[[runners]]\n  tls-ca-file = \"/x\"\n  [ runners . 'kubernetes' ] # k8s\n    namespace = \"x\"\n    pull_policy = [\"always\"]\n    [[ runners.kubernetes.host_aliases ]]\n      ip = \"10.0.0.2\"\n      hostnames = [\"b\"]\n    [[ runners.kubernetes.host_aliases ]]\n      ip = \"10.0.0.1\"\n      hostnames = [\"a\"]\n  [runners . \"cache\"]\n    Type = \"s3\"\n"
+        );
+    }
+
+    /// A new `[[…]]` entry under a table whose header is not printed (`volumes`) sits beside its
+    /// siblings, not one level deeper, whether `volumes` was there or comes with the fragment.
+    #[test]
+    fn new_array_headers_are_indented_like_their_siblings() {
+        let patch = TomlPatch {
+            fragment: Some(
+                Fragment::parse(
+                    "[[runners.kubernetes.volumes.empty_dir]]\nname = \"e\"\nmount_path = \"/e\"\n",
+                )
+                .unwrap(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(
+            patched(
+                "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.volumes.config_map]]\n      name = \"c\"\n      mount_path = \"/c\"\n",
+                &patch
+            ),
+            "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.volumes.config_map]]\n      name = \"c\"\n      mount_path = \"/c\"\n    [[runners.kubernetes.volumes.empty_dir]]\n      name = \"e\"\n      mount_path = \"/e\"\n"
+        );
+        assert_eq!(
+            patched(
+                "[[runners]]\n  [runners.kubernetes]\n    namespace = \"x\"\n",
+                &patch
+            ),
+            "[[runners]]\n  [runners.kubernetes]\n    namespace = \"x\"\n    [[runners.kubernetes.volumes.empty_dir]]\n      name = \"e\"\n      mount_path = \"/e\"\n"
         );
     }
 

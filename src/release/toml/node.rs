@@ -422,9 +422,15 @@ fn header_item(item: Item, indent: &Indent) -> Item {
         Item::Table(t) => {
             let mut out = new_table(indent);
             out.set_implicit(t.is_implicit());
+            let only_tables = t.iter().all(|(_, x)| !x.is_value());
+            let inner = if t.is_implicit() && only_tables {
+                indent.implicit()
+            } else {
+                indent.clone()
+            };
             let mut node = Node::Table(&mut out);
             for (k, x) in t.iter() {
-                node.insert(k, x.clone(), indent);
+                node.insert(k, x.clone(), &inner);
             }
             Item::Table(out)
         }
