@@ -217,7 +217,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(dependencies(&doc).len(), 1);
-        assert_eq!(fields(&dependencies(&doc)[0], "repository").len(), 1);
+        assert_eq!(fields(dependencies(&doc)[0], "repository").len(), 1);
         assert_eq!(fields(&doc, "kind").len(), 1);
         assert!(fields(&doc, "repositöry").is_empty());
     }
