@@ -55,6 +55,21 @@ impl Indent {
         }
     }
 
+    /// Indentation for a new entry of an array of tables whose last entry is `last`: its header
+    /// and keys where `last` has them, else `fallback`'s.
+    pub(super) fn sibling(last: &Table, fallback: &Indent) -> Indent {
+        let header = last_line_indent(last.decor().prefix().and_then(|p| p.as_str()))
+            .unwrap_or_else(|| fallback.header.clone());
+        let step = fallback.keys.len().saturating_sub(fallback.header.len());
+        let keys =
+            first_key_indent(last).unwrap_or_else(|| format!("{header}{}", " ".repeat(step)));
+        Indent {
+            header,
+            keys,
+            implicit: false,
+        }
+    }
+
     /// The same indentation for a table whose header is not printed (see `implicit`).
     pub(super) fn implicit(&self) -> Indent {
         Indent {

@@ -814,6 +814,24 @@ mod layout_tests {
         );
     }
 
+    /// A new `[[…]]` entry of an existing array sits where its siblings sit, even when the
+    /// table above it is laid out differently (an unindented TOML).
+    #[test]
+    fn new_array_entries_sit_where_their_siblings_sit() {
+        let patch = TomlPatch {
+            host_aliases: vec![("10.0.0.2".into(), vec!["b".into()])],
+            pull_policy: Some(vec!["always"]),
+            ..Default::default()
+        };
+        assert_eq!(
+            patched(
+                "[[runners]]\n[runners.kubernetes]\n[[runners.kubernetes.host_aliases]]\nip = \"10.0.0.1\"\nhostnames = [\"a\"]\n",
+                &patch
+            ),
+            "[[runners]]\n[runners.kubernetes]\n  pull_policy = [\"always\"]\n[[runners.kubernetes.host_aliases]]\nip = \"10.0.0.1\"\nhostnames = [\"a\"]\n[[runners.kubernetes.host_aliases]]\nip = \"10.0.0.2\"\nhostnames = [\"b\"]\n"
+        );
+    }
+
     #[test]
     fn job_namespace_reads_any_form_and_case() {
         assert_eq!(

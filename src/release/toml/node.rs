@@ -250,10 +250,15 @@ impl TableArray<'_> {
     pub(super) fn push(&mut self, table: &dyn TableLike, indent: &Indent) {
         match self {
             TableArray::Tables(a) => {
-                let mut t = new_table(indent);
+                // A new entry sits where the entries before it sit.
+                let indent = a
+                    .iter()
+                    .last()
+                    .map_or_else(|| indent.clone(), |last| Indent::sibling(last, indent));
+                let mut t = new_table(&indent);
                 let mut node = Node::Table(&mut t);
                 for (k, item) in table.iter() {
-                    node.insert(k, item.clone(), indent);
+                    node.insert(k, item.clone(), &indent);
                 }
                 a.push(t);
             }
