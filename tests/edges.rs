@@ -1,5 +1,6 @@
-//! Edges of issue 12 that need generated certificates (the other edges are golden cases):
-//! two registry hosts whose generated ConfigMap names would collide are refused, naming both.
+//! Edges of issue 12 that need generated inputs (the other edges are golden cases): two registry
+//! hosts whose generated ConfigMap names would collide are refused, naming both; a TOML too large
+//! to parse is refused with the limit it hits.
 
 mod common;
 
@@ -126,5 +127,43 @@ fn env_edits_change_only_their_lines() {
             "        - name: SESSION_SERVER_ADDRESS\n          value: \"on\"\n        - name: KUBERNETES_PULL_POLICY\n          value: if-not-present\n        livenessProbe:"
         ),
         "{edited}"
+    );
+}
+
+/// A `config.toml` (`runners.configOverride`) whose runners are written inline and too many to
+/// parse is refused with the size limit it hits, not as "no [[runners]]".
+#[test]
+fn inline_runners_past_the_size_limit_name_the_limit() {
+    let input = fixture("helm3-runner-0.92.0-base");
+    // config.toml and config.template.toml are replaced by a config.toml with inline runners.
+    let start = input.find("  config.toml: |\n").unwrap();
+    let after_template = input.find("  register-the-runner: |").unwrap();
+    let runners = vec!["{}"; 100_000].join(", ");
+    let input = format!(
+        "{}  config.toml: |\n    concurrent = 1\n    runners = [{runners}]\n{}",
+        &input[..start],
+        &input[after_template..]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nspec:\n  pullPolicy: always\n",
+    )
+    .unwrap();
+    let out = common::run_with_stdin(
+        Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["--config", "spec.yaml"])
+            .env_remove("HELM_PLUGIN_NAME"),
+        &input,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("data[\"config.toml\"]")
+            && stderr.contains("refuses more than 100000")
+            && !stderr.contains("no [[runners]]"),
+        "{stderr}"
     );
 }

@@ -234,10 +234,15 @@ fn two_spellings_of_one_field_in_the_input_are_refused_with_both_lines() {
 
 #[test]
 fn two_spellings_in_a_later_runner_name_its_lines_in_the_whole_toml() {
+    // Two spellings of a table are one struct to the runner: they merge.
     let input = "concurrent = 2\n[[runners]]\n  name = \"a\"\n[[runners]]\n  name = \"b\"\n  [runners.kubernetes]\n  [runners.Kubernetes.node_selector]\n";
+    assert!(apply(input, &TomlPatch::default()).is_ok());
+    // A key set in both is two values for one field.
+    let input = "concurrent = 2\n[[runners]]\n  name = \"a\"\n[[runners]]\n  name = \"b\"\n  [runners.kubernetes]\n    image = \"a\"\n  [runners.Kubernetes]\n    image = \"b\"\n";
     let err = apply(input, &TomlPatch::default()).unwrap_err();
-    assert_eq!(err.line, Some(6), "{err:?}");
-    assert_eq!(err.path.as_deref(), Some("runners[1].kubernetes"));
+    assert_eq!(err.line, Some(7), "{err:?}");
+    assert_eq!(err.path.as_deref(), Some("runners[1].kubernetes.image"));
+    assert!(err.message.contains("(line 9)"), "{err:?}");
 }
 
 /// `config.toml` (configOverride) with globals and several runners: every entry is patched
@@ -284,7 +289,8 @@ fn arrays_of_tables_merge_by_identity_whichever_form() {
     let out = patched(input, &fragment(frag));
     assert_eq!(
         out,
-        "[[runners]]\n  [runners.kubernetes]\n    volumes = { empty_dir = [{ name = \"a\", mount_path = \"/a\", medium = \"Memory\" }, { name = \"b\", mount_path = \"/b\" }] }\n"
+        // The fragment's entry `a` replaces the chart's whole: its mount_path is not kept.
+        "[[runners]]\n  [runners.kubernetes]\n    volumes = { empty_dir = [{ name = \"a\", medium = \"Memory\" }, { name = \"b\", mount_path = \"/b\" }] }\n"
     );
     reads_as_merged(input, frag, &out);
 }

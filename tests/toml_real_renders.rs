@@ -145,6 +145,10 @@ fn check_case(dir: &Path) -> Vec<String> {
                     .collect();
                 list.retain(|e| !spec_names.contains(&&e["name"]));
             }
+            // A runnerToml entry with the name of an input entry replaces it whole.
+            if let Some(f) = &fragment {
+                drop_entries_replaced_by(&mut b, f);
+            }
             keeps(a, &b, &at, &replaced, &mut problems);
             let k8s = &a["kubernetes"];
             if let Some(p) = spec.get("pullPolicy") {
@@ -202,6 +206,25 @@ fn check_case(dir: &Path) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Removes from `input` the entries of arrays of tables (host aliases aside, which merge by IP)
+/// that an entry of the same name in `fragment` replaces.
+fn drop_entries_replaced_by(input: &mut Json, fragment: &Json) {
+    let (Json::Object(i), Json::Object(f)) = (input, fragment) else {
+        return;
+    };
+    for (k, fv) in f {
+        let Some(iv) = i.get_mut(k) else { continue };
+        match (iv, fv) {
+            (iv @ Json::Object(_), Json::Object(_)) => drop_entries_replaced_by(iv, fv),
+            (Json::Array(entries), Json::Array(replacing)) if k != "host_aliases" => {
+                let names: Vec<&Json> = replacing.iter().filter_map(|e| e.get("name")).collect();
+                entries.retain(|e| e.get("name").is_none_or(|n| !names.contains(&n)));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Scalar and scalar-array leaves of a fragment, as `.a.b` paths.

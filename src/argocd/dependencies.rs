@@ -28,6 +28,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{Kind, Repository, url_scheme};
+use crate::spec::go_case;
 
 /// Operator setting (sidecar env): what chart dependencies may be fetched from, comma-separated
 /// URL schemes (`https`, `oci`, …) and `alias` for repositories named `@name`/`alias:name`.
@@ -130,26 +131,13 @@ fn read(repo: &Repository, dir: &Path, source: &str) -> Result<Option<Value>, St
         .map_err(|_| format!("the chart's {shown} is not valid YAML"))
 }
 
-/// A key as Go's encoding/json compares it with a field name: Unicode simple case folding,
-/// which for ASCII field names means ASCII case plus `ſ` (U+017F) for `s` and the Kelvin sign
-/// (U+212A) for `k`.
-fn folded(key: &str) -> String {
-    key.chars()
-        .map(|c| match c {
-            'ſ' => 's',
-            '\u{212A}' => 'k',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
-}
-
 /// The values of every key of `value` (a mapping) that folds to `name`.
 fn fields<'v>(value: &'v Value, name: &str) -> Vec<&'v Value> {
     value
         .as_object()
         .into_iter()
         .flatten()
-        .filter(|(k, _)| folded(k) == name)
+        .filter(|(k, _)| go_case::equal_fold(k, name))
         .map(|(_, v)| v)
         .collect()
 }
@@ -222,10 +210,16 @@ mod tests {
 
     #[test]
     fn keys_fold_as_go_json_folds_them() {
-        assert_eq!(folded("Repoſitory"), "repository");
-        assert_eq!(folded("REPOSITORY"), "repository");
-        assert_eq!(folded("\u{212A}ey"), "key");
-        assert_ne!(folded("repositöry"), "repository");
+        // encoding/json folds like strings.EqualFold (Unicode simple folding), as the runner's
+        // TOML decoder does: the same function serves both.
+        let doc = crate::manifest::yaml::parse(
+            "dependencies:\n- name: a\n  Repo\u{17F}itory: file://a\n\u{212A}ind: x\n",
+        )
+        .unwrap();
+        assert_eq!(dependencies(&doc).len(), 1);
+        assert_eq!(fields(dependencies(&doc)[0], "repository").len(), 1);
+        assert_eq!(fields(&doc, "kind").len(), 1);
+        assert!(fields(&doc, "repositöry").is_empty());
     }
 
     #[test]

@@ -141,6 +141,8 @@ enum Kind {
         /// An empty plain scalar (`key:` with nothing after it); `start == end` sits right after
         /// the `:` or `-` indicator.
         empty: bool,
+        /// Tagged `!!binary`: the text is base64 of the value, which a splice cannot write.
+        binary: bool,
     },
     Map {
         flow: bool,
@@ -283,8 +285,15 @@ impl Builder<'_> {
             return Err(unsupported("", "unexpected end of the document"));
         };
         match event {
-            Event::Scalar(_, style, anchor, _) => {
-                let node = self.scalar(style, anchor, s, e)?;
+            Event::Scalar(_, style, anchor, tag) => {
+                // (`Tag::core_suffix` knows only the seven core-schema tags, not `binary`.)
+                let binary = tag.is_some_and(|t| {
+                    format!("{}{}", t.handle(), t.suffix()) == "tag:yaml.org,2002:binary"
+                });
+                let mut node = self.scalar(style, anchor, s, e)?;
+                if let Kind::Scalar { binary: b, .. } = &mut node.kind {
+                    *b = binary;
+                }
                 self.prev_end = self.prev_end.max(e);
                 Ok(node)
             }
@@ -426,6 +435,7 @@ impl Builder<'_> {
                     kind: Kind::Scalar {
                         style,
                         empty: false,
+                        binary: false,
                     },
                 })
             }
@@ -445,7 +455,11 @@ impl Builder<'_> {
                     end: at,
                     trail_end: at,
                     anchor,
-                    kind: Kind::Scalar { style, empty: true },
+                    kind: Kind::Scalar {
+                        style,
+                        empty: true,
+                        binary: false,
+                    },
                 })
             }
             _ => Ok(Node {
@@ -456,6 +470,7 @@ impl Builder<'_> {
                 kind: Kind::Scalar {
                     style,
                     empty: false,
+                    binary: false,
                 },
             }),
         }
@@ -533,6 +548,12 @@ impl Editor<'_> {
             );
             err.at = Some(alias);
             return Err(err);
+        }
+        if matches!(node.kind, Kind::Scalar { binary: true, .. }) {
+            return Err(refuse(
+                path,
+                "is tagged `!!binary` (its text is the base64 of the value), which runner-patch does not write; make it a plain string in the chart (`|` block)",
+            ));
         }
         match (&node.kind, old, new) {
             (Kind::Map { flow, entries }, Value::Object(o), Value::Object(n)) => {
@@ -734,7 +755,7 @@ impl Editor<'_> {
             self.splice(trimmed, cut_end, text);
             return Ok(());
         }
-        let Kind::Scalar { style, empty } = node.kind else {
+        let Kind::Scalar { style, empty, .. } = node.kind else {
             unreachable!("collections handled above")
         };
         if let Value::String(s) = value
@@ -1605,6 +1626,21 @@ mod tests {
         let body = "data:\n  t: &t !!str |\n    old\n  z: 1\n";
         let out = edit(body, |v| v["data"]["t"] = json!("new\n"));
         assert_eq!(out, "data:\n  t: &t !!str |\n    new\n  z: 1\n");
+    }
+
+    /// A `!!binary` scalar reads as its decoded text; what a splice writes is plain text, which
+    /// the tag would make invalid base64: refused, naming the tag.
+    #[test]
+    fn refuses_a_binary_scalar_naming_the_tag() {
+        let body = "data:\n  t: !!binary aGVsbG8K\n  u: !<tag:yaml.org,2002:binary> aGVsbG8K\n";
+        let old = yaml::parse(body).unwrap();
+        for key in ["t", "u"] {
+            let mut new = old.clone();
+            new["data"][key] = json!("new\n");
+            let err = rewrite(body, &old, &new).unwrap_err();
+            assert_eq!(err.field, format!("data.{key}"));
+            assert!(err.message.contains("`!!binary`"), "{}", err.message);
+        }
     }
 
     #[test]

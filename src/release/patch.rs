@@ -511,8 +511,9 @@ fn toml_source(cm: &Parsed) -> TomlSource<'_> {
                     key: "config.toml",
                     doc: Ok(doc),
                 },
-                // Not TOML, but meant to hold runners: its error is reported.
-                Err(failure) if toml::has_runners_header(text) => TomlSource::Found {
+                // Refused (not TOML, or past the size limit), but meant to hold runners: its
+                // error is reported.
+                Err(failure) if toml::has_runners_key(text) => TomlSource::Found {
                     key: "config.toml",
                     doc: Err(failure),
                 },

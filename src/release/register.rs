@@ -27,6 +27,7 @@ use crate::release::env::{Lookup, Origin, RunnerEnv, Value as EnvValue, Var};
 use crate::release::pod::EnvEdit;
 use crate::release::toml::TomlPatch;
 use crate::spec::EnvConflicts;
+use crate::spec::go_case;
 use crate::spec::runner::{self, EnvBinding, EnvKind};
 
 /// A value the patch writes into every `[[runners]]` entry.
@@ -209,7 +210,7 @@ pub fn check_env(
     let writes_pull_policies = writes.iter().any(|w| {
         ["kubernetes.pull_policy", "kubernetes.allowed_pull_policies"]
             .iter()
-            .any(|k| w.key.eq_ignore_ascii_case(k))
+            .any(|k| go_case::equal_fold(&w.key, k))
     });
     if conflicts.is_empty() && writes_pull_policies {
         check_pull_policies(
@@ -492,7 +493,7 @@ fn env_list(text: &str) -> Vec<String> {
 fn binding_for(key: &str) -> Option<(&'static EnvBinding, Option<&str>)> {
     if runner::IGNORED_KEYS
         .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case(key))
+        .any(|(k, _)| go_case::equal_fold(k, key))
     {
         return None;
     }
@@ -645,7 +646,7 @@ pub fn job_namespace(
         fragment.and_then(|f| {
             f.values()
                 .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(&format!("kubernetes.{key}")))
+                .find(|(k, _)| go_case::equal_fold(k, &format!("kubernetes.{key}")))
                 .map(|(_, v)| v.clone())
         })
     };
@@ -708,9 +709,10 @@ pub fn check_executor(
         || patch.pull_policy.is_some()
         || patch.allowed_pull_policies.is_some()
         || patch.fragment.as_ref().is_some_and(|f| {
-            f.values()
-                .iter()
-                .any(|(key, _)| key.to_ascii_lowercase().starts_with("kubernetes."))
+            f.values().iter().any(|(key, _)| {
+                key.split_once('.')
+                    .is_some_and(|(first, _)| go_case::equal_fold(first, "kubernetes"))
+            })
         });
     if !writes_kubernetes {
         return Ok(None);
@@ -909,21 +911,23 @@ fn path_segments(path: &str) -> Vec<Step> {
     out
 }
 
-/// True when `path` (`runners[0].kubernetes.pull_policy[1]`) is, or is inside, a key of `writes`.
+/// True when `path` (`runners[0].kubernetes.pull_policy[1]`) is, or is inside, a key of `writes`
+/// (keys compared as the runner compares them, quoted ones such as `["\u{212A}ubernetes"]` too).
 fn overwritten(path: &str, writes: &[Write]) -> bool {
-    let Some(rest) = path
-        .strip_prefix("runners[")
-        .and_then(|r| r.split_once("]."))
-        .map(|(_, rest)| rest)
-    else {
+    let steps = path_segments(path);
+    let [Step::Key(runners), Step::Index(_), rest @ ..] = steps.as_slice() else {
         return false;
     };
+    if runners != "runners" {
+        return false;
+    }
     writes.iter().any(|w| {
-        let n = w.key.len();
-        rest.len() >= n
-            && rest.is_char_boundary(n)
-            && rest[..n].eq_ignore_ascii_case(&w.key)
-            && matches!(rest.as_bytes().get(n), None | Some(b'.' | b'['))
+        let wanted: Vec<&str> = w.key.split('.').collect();
+        rest.len() >= wanted.len()
+            && rest.iter().zip(&wanted).all(|(step, want)| match step {
+                Step::Key(k) => go_case::equal_fold(k, want),
+                Step::Index(_) => false,
+            })
     })
 }
 
@@ -1352,6 +1356,24 @@ namespace = \"from-spec\"\n",
             "{found:#?}"
         );
         assert_eq!(found[0].line, Some(4));
+    }
+
+    /// The runner folds keys with Unicode simple folding: the Kelvin sign is a `k`, the long s
+    /// an `s`, so neither key is unknown to it, and a patch writing the field overwrites them.
+    #[test]
+    fn keys_fold_beyond_ascii_as_the_runner_folds_them() {
+        let text = "[[runners]]\n  [runners.\"\u{212A}ubernetes\"]\n    \"\u{17F}ervice_account\" = \"sa\"\n    \"pull_policy\" = \"IfNotPresent\"\n    [[runners.kubernetes.volumes.\"\u{17F}ecret\"]]\n      name = \"s\"\n      mount_path = \"/s\"\n";
+        let doc = Document::parse(text).unwrap();
+        let found: Vec<String> = toml_problems(&doc, &[])
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(found.len(), 1, "only the bad pull policy: {found:#?}");
+        assert!(found[0].contains("pull_policy"), "{found:#?}");
+        let found = toml_problems(&doc, &writes(&pull(&["if-not-present"])));
+        assert!(found.is_empty(), "{found:#?}");
+        assert!(binding_for("\u{212A}ubernetes.pull_policy").is_some());
+        assert!(binding_for("\u{17F}ervice_account").is_none());
     }
 
     #[test]

@@ -172,6 +172,20 @@ pub fn compile(spec: RunnerPatchSpec, root: &str) -> Result<CompiledPatch, Vec<S
                 None
             }
         });
+    if let Some(fragment) = &fragment {
+        for (spec_field, toml_key, wanted) in [
+            ("pullPolicy", "pull_policy", &pull_policy),
+            (
+                "allowedPullPolicies",
+                "allowed_pull_policies",
+                &allowed_pull_policies,
+            ),
+        ] {
+            if let Some(message) = fragment_disagrees(fragment, toml_key, wanted.as_deref()) {
+                problem(format!("{root}.{spec_field}"), message);
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -214,6 +228,35 @@ fn policies(
         }
     }
     (good, bad)
+}
+
+/// Why `runnerToml` and the spec field for `[runners.kubernetes] toml_key` cannot both be set:
+/// the spec field is written after the fragment is merged, so a different value in the fragment
+/// would be silently overridden. The same policies (in the same order) are fine.
+fn fragment_disagrees(
+    fragment: &Fragment,
+    toml_key: &str,
+    wanted: Option<&[PullPolicy]>,
+) -> Option<String> {
+    let wanted = wanted?;
+    let key = format!("kubernetes.{toml_key}");
+    let (_, value) = fragment.values().iter().find(|(k, _)| *k == key)?;
+    let written: Vec<&str> = match value {
+        serde_json::Value::String(s) => vec![s.as_str()],
+        serde_json::Value::Array(items) => items.iter().filter_map(|v| v.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    let (read, bad) = policies(
+        &written.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        |_| String::new(),
+    );
+    if bad.is_empty() && read == wanted {
+        return None;
+    }
+    let shown: Vec<&str> = wanted.iter().map(|p| p.as_str()).collect();
+    Some(format!(
+        "is {shown:?} but runnerToml sets [runners.kubernetes] {toml_key} = {value}; set it in one place (the spec field would silently replace the fragment's value)"
+    ))
 }
 
 /// Host aliases for one target, entries for the same IP folded together in spec order.
@@ -285,6 +328,54 @@ mod tests {
             "{problems:#?}"
         );
         assert!(problems[1].message.contains("\"never\""), "{problems:#?}");
+    }
+
+    #[test]
+    fn pull_policy_in_the_spec_and_in_runner_toml_must_agree() {
+        let with = |pull: &str, allowed: Option<Vec<String>>, toml: &str| {
+            compile(
+                RunnerPatchSpec {
+                    pull_policy: Some(OneOrMany::One(pull.into())),
+                    allowed_pull_policies: allowed,
+                    runner_toml: Some(toml.into()),
+                    ..spec()
+                },
+                "spec",
+            )
+        };
+        // The same value, in either spelling and form, is fine.
+        assert!(
+            with(
+                "IfNotPresent",
+                None,
+                "[runners.kubernetes]\npull_policy = \"if-not-present\"\n"
+            )
+            .is_ok()
+        );
+        assert!(
+            with(
+                "always",
+                Some(vec!["always".into()]),
+                "[runners]\nkubernetes = { pull_policy = [\"always\"], allowed_pull_policies = [\"always\"] }\n"
+            )
+            .is_ok()
+        );
+        let problems = with(
+            "always",
+            Some(vec!["always".into()]),
+            "[runners.kubernetes]\npull_policy = \"never\"\nallowed_pull_policies = [\"always\", \"never\"]\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["spec.pullPolicy", "spec.allowedPullPolicies"],
+            "{problems:#?}"
+        );
+        assert!(
+            problems[0].message.contains("pull_policy = \"never\""),
+            "{problems:#?}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod certificate;
 pub mod compile;
 pub mod files;
 pub mod fragment;
+pub mod go_case;
 pub mod runner;
 pub mod schema;
 pub mod validate;

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value as Json;
 
-use crate::spec::schema;
+use crate::spec::{go_case, schema};
 
 /// The runner's TOML keys and types (derived from gitlab-runner `common/config.go`, 19.4, with
 /// `[runners.cache]` and `[runners.referees]` from v19.3.0), without the descriptions:
@@ -123,7 +123,7 @@ pub fn env_bindings() -> &'static [EnvBinding] {
 pub fn env_binding(key: &str) -> Option<&'static EnvBinding> {
     env_bindings()
         .iter()
-        .find(|b| b.key.eq_ignore_ascii_case(key))
+        .find(|b| go_case::equal_fold(b.key, key))
 }
 
 /// What `register` with the kubernetes executor throws away from one `[[runners]]` table of a
@@ -132,7 +132,7 @@ pub fn env_binding(key: &str) -> Option<&'static EnvBinding> {
 pub fn discarded(runner: &toml_edit::Table) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (key, item) in runner.iter() {
-        let lower = key.to_ascii_lowercase();
+        let lower = go_case::fold(key);
         if let Some(section) = DISCARDED_SECTIONS.iter().find(|s| **s == lower) {
             if item.is_table_like() {
                 out.push((
@@ -199,13 +199,21 @@ mod tests {
             env("cache.s3.BucketName"),
             Some(("CACHE_S3_BUCKET_NAME", EnvKind::String))
         );
+        assert_eq!(
+            env("\u{212A}ubernetes.Privileged"),
+            Some(("KUBERNETES_PRIVILEGED", EnvKind::Bool))
+        );
+        assert_eq!(
+            env("cache.\u{17F}3.BucketName"),
+            Some(("CACHE_S3_BUCKET_NAME", EnvKind::String))
+        );
         assert_eq!(env("kubernetes.host_aliases"), None);
         assert!(env_bindings().iter().all(|b| !b.key.starts_with("docker.")));
     }
 
     #[test]
     fn names_what_register_discards() {
-        let doc: toml_edit::DocumentMut = "url = \"https://x\"\nName = \"n\"\n[Docker]\nimage = \"a\"\n[kubernetes]\nimage = \"b\"\n[referees.metrics]\nqueries = []\n"
+        let doc: toml_edit::DocumentMut = "url = \"https://x\"\nName = \"n\"\n[Docker]\nimage = \"a\"\n[kubernetes]\nimage = \"b\"\n[\"referee\u{17F}\".metrics]\nqueries = []\n"
             .parse()
             .unwrap();
         let found: Vec<String> = discarded(doc.as_table())

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::error::SpecProblem;
 pub use crate::manifest::positions::{Segment, render_path};
+use crate::spec::go_case;
 
 /// A schema as the walker sees it: a root and a way to resolve local `$ref`s.
 pub trait Schema {
@@ -293,7 +294,7 @@ fn walk_all(
 
 /// The key among `known` that a user most likely meant by `unknown`, if any is close.
 pub fn closest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
+    let norm = |s: &str| go_case::fold(s).replace(['-', '_'], "");
     let target = norm(unknown);
     known
         .into_iter()
@@ -497,7 +498,7 @@ impl<'s> Walker<'s> {
                 p.get(key).or_else(|| {
                     let folded = self
                         .fold_case
-                        .then(|| p.keys().into_iter().find(|k| k.eq_ignore_ascii_case(key)));
+                        .then(|| p.keys().into_iter().find(|k| go_case::equal_fold(k, key)));
                     folded.flatten().and_then(|k| p.get(k))
                 })
             });
@@ -523,7 +524,7 @@ impl<'s> Walker<'s> {
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for name in required.iter().filter_map(Value::as_str) {
                 let present = map.contains_key(name)
-                    || (self.fold_case && map.keys().any(|k| k.eq_ignore_ascii_case(name)));
+                    || (self.fold_case && map.keys().any(|k| go_case::equal_fold(k, name)));
                 if !present {
                     out.push(problem(path, format!("missing required field `{name}`")));
                 }

@@ -1,7 +1,8 @@
 //! The runner's reading of a TOML, for tests: what gitlab-runner v19.3.0 (BurntSushi/toml into
 //! the `common/config.go` structs) sees, as JSON. Struct fields match ignoring case, so they come
 //! out lower-cased; two spellings of one field in one table are an error (the runner would read
-//! either at random, runner-config.md §12). Keys of Go maps (`node_selector`, `items`, …: every
+//! either at random, runner-config.md §12), unless both are tables: the runner decodes both into
+//! the one struct, so they merge, and only a key set in both is an error. Keys of Go maps (`node_selector`, `items`, …: every
 //! property the runner schema types as an object of values) are data and kept as written. Tables,
 //! dotted keys and inline tables are one thing; so are `[[x]]` entries and arrays of inline tables.
 
@@ -52,11 +53,33 @@ fn table(t: &dyn TableLike, in_map: bool) -> Result<Json, String> {
             }
             Item::None => continue,
         };
-        if out.insert(name.clone(), value).is_some() {
-            return Err(format!("two spellings of field `{name}`"));
+        match out.get_mut(&name) {
+            Some(existing) => combine(existing, value, &name)?,
+            None => {
+                out.insert(name, value);
+            }
         }
     }
     Ok(Json::Object(out))
+}
+
+/// A second spelling of field `name` read into `existing`: tables merge, anything else is two
+/// values for one field.
+fn combine(existing: &mut Json, value: Json, name: &str) -> Result<(), String> {
+    match (existing, value) {
+        (Json::Object(e), Json::Object(v)) => {
+            for (k, x) in v {
+                match e.get_mut(&k) {
+                    Some(old) => combine(old, x, &k)?,
+                    None => {
+                        e.insert(k, x);
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Err(format!("two spellings of field `{name}`")),
+    }
 }
 
 fn value(v: &Value, map: bool) -> Result<Json, String> {
@@ -71,26 +94,55 @@ fn value(v: &Value, map: bool) -> Result<Json, String> {
     })
 }
 
-/// What a fragment merge must mean, on the runner's reading: tables merged key by key, non-empty
-/// arrays of tables merged by identity (`name`, `ip`, `alias`), other values replaced.
+/// What a fragment merge must mean, on the runner's reading: tables merged key by key, other
+/// values replaced; arrays of tables merged entry by entry: host aliases by IP with their
+/// hostnames unioned in order, every other array by `name`, the fragment's entry replacing the
+/// one of that name whole (an entry without a name is added once).
 pub(crate) fn merge(dst: &mut Json, src: &Json) {
     let (Json::Object(d), Json::Object(s)) = (dst, src) else {
         unreachable!("tables")
     };
     for (k, sv) in s {
+        if k == "host_aliases"
+            && let Json::Array(sa) = sv
+        {
+            let da = d
+                .entry(k.clone())
+                .or_insert_with(|| Json::Array(Vec::new()));
+            let Json::Array(da) = da else {
+                unreachable!("an array of tables")
+            };
+            for entry in sa {
+                let ip = ip_of(entry);
+                match da.iter_mut().find(|e| ip.is_some() && ip_of(e) == ip) {
+                    Some(found) => {
+                        let hosts = found["hostnames"].as_array_mut().expect("hostnames");
+                        for h in entry["hostnames"].as_array().into_iter().flatten() {
+                            if !hosts.contains(h) {
+                                hosts.push(h.clone());
+                            }
+                        }
+                    }
+                    None => da.push(entry.clone()),
+                }
+            }
+            continue;
+        }
         match d.get_mut(k) {
             Some(dv @ Json::Object(_)) if sv.is_object() => merge(dv, sv),
             Some(Json::Array(da))
                 if table_array(da) && matches!(sv, Json::Array(sa) if table_array(sa)) =>
             {
                 for entry in sv.as_array().unwrap() {
-                    let id = identity(entry);
-                    // Without identity an entry is added once.
-                    if id.is_none() && da.contains(entry) {
+                    let name = entry.get("name").and_then(Json::as_str);
+                    if name.is_none() && da.contains(entry) {
                         continue;
                     }
-                    match da.iter_mut().find(|e| id.is_some() && identity(e) == id) {
-                        Some(found) => merge(found, entry),
+                    match da
+                        .iter_mut()
+                        .find(|e| name.is_some() && e.get("name").and_then(Json::as_str) == name)
+                    {
+                        Some(found) => *found = entry.clone(),
                         None => da.push(entry.clone()),
                     }
                 }
@@ -102,21 +154,16 @@ pub(crate) fn merge(dst: &mut Json, src: &Json) {
     }
 }
 
-fn table_array(a: &[Json]) -> bool {
-    !a.is_empty() && a.iter().all(Json::is_object)
+fn ip_of(entry: &Json) -> Option<String> {
+    let v = entry.get("ip")?.as_str()?;
+    Some(
+        v.parse::<std::net::IpAddr>()
+            .map_or(v.to_owned(), |ip| ip.to_string()),
+    )
 }
 
-fn identity(entry: &Json) -> Option<(&'static str, String)> {
-    ["name", "ip", "alias"].into_iter().find_map(|k| {
-        let v = entry.get(k)?.as_str()?;
-        let v = if k == "ip" {
-            v.parse::<std::net::IpAddr>()
-                .map_or(v.to_owned(), |ip| ip.to_string())
-        } else {
-            v.to_owned()
-        };
-        Some((k, v))
-    })
+fn table_array(a: &[Json]) -> bool {
+    !a.is_empty() && a.iter().all(Json::is_object)
 }
 
 /// The `[[runners]]` entries of a reading.

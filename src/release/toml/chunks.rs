@@ -54,12 +54,100 @@ pub(super) fn split(text: &str) -> Vec<Piece> {
         .collect()
 }
 
-/// Whether `text` has a top-level `[[runners]]` header (read with the lexer only, so that a text
-/// that is not valid TOML can be told apart).
-pub(super) fn has_runners_header(text: &str) -> bool {
+/// Whether `text` defines a top-level `runners` key in any form (`[[runners]]`, `runners = […]`,
+/// `[runners.…]`, any case), read with the lexer only, so that a text meant to hold runners but
+/// refused (not valid TOML, or too large to parse) can be told from one without runners.
+pub(super) fn has_runners_key(text: &str) -> bool {
     let mut scan = Scan::default();
     scan.scan(&Source::new(text));
-    scan.in_runners
+    scan.runners_key
+}
+
+/// A table header (`[a.b]` or `[[a.b]]`) of a TOML text: where its bracketed text is, and the
+/// key path it decodes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Header {
+    /// From the first `[` to the last `]`.
+    pub(super) span: Range<usize>,
+    pub(super) array: bool,
+    pub(super) path: Vec<String>,
+}
+
+/// The table headers of `text`, in order (read with the lexer: a `[` inside a multi-line string
+/// or array is no header).
+pub(super) fn headers(text: &str) -> Vec<Header> {
+    let mut scan = Scan {
+        headers: Some(Vec::new()),
+        ..Scan::default()
+    };
+    scan.scan(&Source::new(text));
+    scan.headers.unwrap_or_default()
+}
+
+/// `after` (an edit of `before`) with every header spelled as in `before`: toml_edit re-renders
+/// the header of every table of an edited document from its keys, which loses the spacing of
+/// `[ runners . 'kubernetes' ]`. A header is matched by its decoded path and kind, the n-th of
+/// `after` with the n-th of `before` (entries of an array of tables keep their order, new ones
+/// come after), and a new entry takes the spelling of the first one. A header for a new path
+/// continues the spelling of the longest header of `before` its path extends
+/// (`[ runners . 'kubernetes' . host_aliases ]`).
+pub(super) fn keep_header_spellings(before: &str, after: &str) -> String {
+    let old = headers(before);
+    let mut spellings: HashMap<(bool, &[String]), Vec<&str>> = HashMap::new();
+    let mut by_path: HashMap<&[String], &Header> = HashMap::new();
+    for h in &old {
+        spellings
+            .entry((h.array, h.path.as_slice()))
+            .or_default()
+            .push(&before[h.span.clone()]);
+        by_path.entry(h.path.as_slice()).or_insert(h);
+    }
+    let mut seen: HashMap<(bool, Vec<String>), usize> = HashMap::new();
+    let mut out = String::with_capacity(after.len());
+    let mut copied = 0;
+    for h in headers(after) {
+        let count = seen.entry((h.array, h.path.clone())).or_default();
+        let n = *count;
+        *count += 1;
+        let same = spellings
+            .get(&(h.array, h.path.as_slice()))
+            .and_then(|s| s.get(n).or(s.first()))
+            .map(|raw| raw.to_string());
+        let spelled = same.or_else(|| {
+            let parent = (1..h.path.len())
+                .rev()
+                .find_map(|len| by_path.get(&h.path[..len]))?;
+            Some(extend_header(before, parent, &h))
+        });
+        let Some(raw) = spelled else { continue };
+        if raw != after[h.span.clone()] {
+            out.push_str(&after[copied..h.span.start]);
+            out.push_str(&raw);
+            copied = h.span.end;
+        }
+    }
+    out.push_str(&after[copied..]);
+    out
+}
+
+/// The header `new` spelled as a continuation of `parent` (a header of `before` whose path is a
+/// prefix of `new`'s): its spacing inside the brackets and around the dots, and its spelling of
+/// the keys they share.
+fn extend_header(before: &str, parent: &Header, new: &Header) -> String {
+    let brackets = if parent.array { 2 } else { 1 };
+    let raw = &before[parent.span.clone()];
+    let inner = &raw[brackets..raw.len() - brackets];
+    let core = inner.trim();
+    let lead = &inner[..inner.len() - inner.trim_start().len()];
+    let trail = &inner[inner.trim_end().len()..];
+    let dot = if core.contains(" . ") { " . " } else { "." };
+    let mut text = String::from(core);
+    for key in &new.path[parent.path.len()..] {
+        text.push_str(dot);
+        text.push_str(&toml_edit::Key::new(key.as_str()).to_string());
+    }
+    let (open, close) = if new.array { ("[[", "]]") } else { ("[", "]") };
+    format!("{open}{lead}{text}{trail}{close}")
 }
 
 /// What the lexer pass has found so far.
@@ -73,10 +161,14 @@ struct Scan {
     in_table: bool,
     /// A bare `[[runners]]` header has been seen.
     in_runners: bool,
+    /// A top-level `runners` key has been seen, in any form.
+    runners_key: bool,
     /// Top-level keys other than `runners`, folded as the runner compares them, with the piece
     /// that defines them.
     roots: HashMap<String, usize>,
     independent: bool,
+    /// Every header, when asked for (see [`headers`]).
+    headers: Option<Vec<Header>>,
 }
 
 impl Default for Scan {
@@ -87,8 +179,10 @@ impl Default for Scan {
             depth: 0,
             in_table: false,
             in_runners: false,
+            runners_key: false,
             roots: HashMap::new(),
             independent: true,
+            headers: None,
         }
     }
 }
@@ -159,6 +253,11 @@ impl Scan {
         self.in_table = true;
         let kinds: Vec<TokenKind> = line.iter().take(5).map(Token::kind).collect();
         let array = kinds.get(1) == Some(&TokenKind::LeftSquareBracket);
+        if let Some(headers) = &mut self.headers
+            && let Some(header) = read_header(source, line, array)
+        {
+            headers.push(header);
+        }
         let Some(key_token) = line.get(if array { 2 } else { 1 }) else {
             self.independent = false;
             return;
@@ -172,6 +271,7 @@ impl Scan {
             && kinds[3..] == [TokenKind::RightSquareBracket; 2];
         if bare_runners_array {
             self.in_runners = true;
+            self.runners_key = true;
             if line_start > 0 {
                 self.starts.push(line_start);
                 self.counts.push(tokens_before);
@@ -188,6 +288,7 @@ impl Scan {
             return;
         };
         if keys::same_field(&key, "runners") {
+            self.runners_key = true;
             // `[runners.kubernetes]` after a `[[runners]]` belongs to that entry; anything else
             // makes `runners` something the pieces cannot agree on.
             if !(header && self.in_runners && key == "runners") {
@@ -200,6 +301,30 @@ impl Scan {
             self.independent = false;
         }
     }
+}
+
+/// The header on `line` (its significant tokens), `None` if it does not read as one.
+fn read_header(source: &Source<'_>, line: &[Token], array: bool) -> Option<Header> {
+    let first_key = if array { 2 } else { 1 };
+    let close = first_key
+        + line
+            .get(first_key..)?
+            .iter()
+            .position(|t| t.kind() == TokenKind::RightSquareBracket)?;
+    let last = line.get(if array { close + 1 } else { close })?;
+    if last.kind() != TokenKind::RightSquareBracket {
+        return None;
+    }
+    let path = line[first_key..close]
+        .iter()
+        .filter(|t| t.kind() != TokenKind::Dot)
+        .map(|t| decode_key(source, t))
+        .collect::<Option<Vec<String>>>()?;
+    Some(Header {
+        span: line[0].span().start()..last.span().end(),
+        array,
+        path,
+    })
 }
 
 /// The key `token` spells (bare or quoted), `None` if it is no key.

@@ -8,6 +8,10 @@ use toml_edit::{Item, Table};
 pub(super) struct Indent {
     pub(super) header: String,
     pub(super) keys: String,
+    /// The table's header is not printed (`[runners.kubernetes.volumes]` above nothing but
+    /// `[[runners.kubernetes.volumes.config_map]]` entries): its sub-tables take its place in the
+    /// layout, so they sit where its header would, not one level deeper.
+    implicit: bool,
 }
 
 impl Indent {
@@ -15,6 +19,7 @@ impl Indent {
         Indent {
             header: String::new(),
             keys: String::new(),
+            implicit: false,
         }
     }
 
@@ -27,6 +32,7 @@ impl Indent {
             return Indent {
                 header: parent.header.clone(),
                 keys,
+                implicit: false,
             };
         }
         let header = last_line_indent(table.decor().prefix().and_then(|p| p.as_str()))
@@ -41,15 +47,49 @@ impl Indent {
             );
             format!("{header}{}", " ".repeat(step))
         });
-        Indent { header, keys }
+        let implicit = table.is_implicit() && table.iter().all(|(_, item)| !item.is_value());
+        Indent {
+            header,
+            keys,
+            implicit,
+        }
+    }
+
+    /// Indentation for a new entry of an array of tables whose last entry is `last`: its header
+    /// and keys where `last` has them, else `fallback`'s.
+    pub(super) fn sibling(last: &Table, fallback: &Indent) -> Indent {
+        let header = last_line_indent(last.decor().prefix().and_then(|p| p.as_str()))
+            .unwrap_or_else(|| fallback.header.clone());
+        let step = fallback.keys.len().saturating_sub(fallback.header.len());
+        let keys =
+            first_key_indent(last).unwrap_or_else(|| format!("{header}{}", " ".repeat(step)));
+        Indent {
+            header,
+            keys,
+            implicit: false,
+        }
+    }
+
+    /// The same indentation for a table whose header is not printed (see `implicit`).
+    pub(super) fn implicit(&self) -> Indent {
+        Indent {
+            implicit: true,
+            ..self.clone()
+        }
     }
 
     /// Indentation for a new child table of a table indented as `self`.
     pub(super) fn child(&self) -> Indent {
         let step = self.keys.len().saturating_sub(self.header.len());
+        let header = if self.implicit {
+            &self.header
+        } else {
+            &self.keys
+        };
         Indent {
-            header: self.keys.clone(),
-            keys: format!("{}{}", self.keys, " ".repeat(step)),
+            header: header.clone(),
+            keys: format!("{header}{}", " ".repeat(step)),
+            implicit: false,
         }
     }
 }

@@ -8,6 +8,7 @@
 use toml_edit::{Item, TableLike, Value};
 
 use super::{TomlFailure, line_of};
+use crate::spec::go_case;
 
 /// Fields of the runner's config structs whose Go type is a map (keys are data, compared
 /// exactly), and open tables decoded as `map[string]any`. Everything else is a struct field.
@@ -44,21 +45,12 @@ pub(super) fn is_go_map(key: &str) -> bool {
 
 /// Whether two TOML keys name the same struct field for the runner (Go's `strings.EqualFold`).
 pub(super) fn same_field(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        // Pure ASCII folds only within ASCII.
-        return a.eq_ignore_ascii_case(b);
-    }
-    a == b || fold(a) == fold(b)
+    go_case::equal_fold(a, b)
 }
 
-/// `key` case-folded as Go's `strings.EqualFold` compares it, as far as the runner's (ASCII)
-/// field names are concerned: lower case, with the Kelvin sign and the long s (which fold to
-/// `k` and `s`) included.
+/// `key` case-folded as the runner compares struct fields (see [`go_case::fold`]).
 pub(super) fn fold(key: &str) -> String {
-    key.chars()
-        .map(|c| if c == '\u{17f}' { 's' } else { c })
-        .flat_map(char::to_lowercase)
-        .collect()
+    go_case::fold(key)
 }
 
 /// The key of `table` the runner reads as `name`: the exact spelling first, then one that
@@ -76,28 +68,41 @@ pub(super) fn find(table: &dyn TableLike, name: &str, exact: bool) -> Option<Str
         .map(|(k, _)| k.to_owned())
 }
 
-/// Refuses a document in which one struct field is spelled twice (`pull_policy` and
-/// `Pull_Policy` in one table), naming both lines. `document` must still carry its spans
-/// (parsed with `toml_edit::Document::parse`); `first_line` is the line of `text` in the whole
-/// TOML and `first_runner` the index of the document's first `[[runners]]` entry.
+/// Refuses a document in which one struct field gets two values (`pull_policy` and `Pull_Policy`
+/// in one table), naming both lines. Two spellings of a field that both hold tables
+/// (`Kubernetes.image = …` beside `[runners.kubernetes]`) are one struct to the runner, which
+/// decodes both into it: they are checked as one table, and only a key both set is refused.
+/// `document` must still carry its spans (parsed with `toml_edit::Document::parse`) for the
+/// lines; `first_line` is the line of `text` in the whole TOML and `first_runner` the index of
+/// the document's first `[[runners]]` entry. `Ok(true)` when some table is spelled twice.
 pub(super) fn check_spellings(
     root: &dyn TableLike,
     text: &str,
     first_line: usize,
     first_runner: usize,
-) -> Result<(), TomlFailure> {
+) -> Result<bool, TomlFailure> {
     let mut walk = Walk {
         text,
         first_line,
         first_runner,
+        spelled_twice: false,
     };
-    walk.table(root, "", false)
+    walk.tables(&[root], "", false)?;
+    Ok(walk.spelled_twice)
 }
 
 struct Walk<'t> {
     text: &'t str,
     first_line: usize,
     first_runner: usize,
+    spelled_twice: bool,
+}
+
+/// A key of one of the tables the runner reads as one, with the table that holds it.
+struct Entry<'d> {
+    owner: &'d dyn TableLike,
+    key: &'d str,
+    item: &'d Item,
 }
 
 impl Walk<'_> {
@@ -106,51 +111,59 @@ impl Walk<'_> {
         Some(line_of(self.text, span.start) + self.first_line - 1)
     }
 
-    fn table(
+    /// Checks `tables`, which the runner decodes into one struct (or map, `in_map`).
+    fn tables(
         &mut self,
-        table: &dyn TableLike,
+        tables: &[&dyn TableLike],
         path: &str,
         in_map: bool,
     ) -> Result<(), TomlFailure> {
-        if !in_map {
-            // One pass with the folded spelling of each key, so a wide table stays linear.
-            let mut first: std::collections::HashMap<String, &str> =
-                std::collections::HashMap::new();
-            for (b, _) in table.iter() {
-                let Some(a) = first.insert(fold(b), b) else {
-                    continue;
-                };
-                let (la, lb) = (self.line(table, a), self.line(table, b));
-                let at = |l: Option<usize>| l.map(|l| format!(" (line {l})")).unwrap_or_default();
-                return Err(TomlFailure {
-                    line: la.or(lb),
-                    path: Some(join(path, a)),
-                    message: format!(
-                        "`{a}`{} and `{b}`{} are one field to the runner, which matches keys ignoring case and then reads either of them at random; keep one spelling",
-                        at(la),
-                        at(lb)
-                    ),
-                });
+        // The keys of all the tables, grouped by the field they fill, in order: one pass with the
+        // folded spelling of each key, so a wide table stays linear.
+        let mut groups: Vec<Vec<Entry<'_>>> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for &owner in tables {
+            for (key, item) in owner.iter() {
+                let field = if in_map { key.to_owned() } else { fold(key) };
+                let entry = Entry { owner, key, item };
+                match index.get(&field) {
+                    Some(&i) => groups[i].push(entry),
+                    None => {
+                        index.insert(field, groups.len());
+                        groups.push(vec![entry]);
+                    }
+                }
             }
         }
-        for (key, item) in table.iter() {
-            let here = join(path, key);
-            let map = in_map || is_go_map(key);
-            let runners = path.is_empty() && same_field(key, "runners");
-            match item {
-                Item::Table(t) => self.table(t, &here, map)?,
-                Item::Value(Value::InlineTable(t)) => self.table(t, &here, map)?,
+        for group in &groups {
+            let first = &group[0];
+            let here = join(path, first.key);
+            let map = in_map || is_go_map(first.key);
+            if group.len() > 1 {
+                let tables: Option<Vec<&dyn TableLike>> =
+                    group.iter().map(|e| e.item.as_table_like()).collect();
+                let Some(tables) = tables else {
+                    return Err(self.two_values(&group[0], &group[1], path));
+                };
+                self.spelled_twice = true;
+                self.tables(&tables, &here, map)?;
+                continue;
+            }
+            let runners = path.is_empty() && same_field(first.key, "runners");
+            match first.item {
+                Item::Table(t) => self.tables(&[t], &here, map)?,
+                Item::Value(Value::InlineTable(t)) => self.tables(&[t], &here, map)?,
                 Item::ArrayOfTables(a) => {
                     for (i, t) in a.iter().enumerate() {
                         let i = if runners { i + self.first_runner } else { i };
-                        self.table(t, &format!("{here}[{i}]"), map)?;
+                        self.tables(&[t], &format!("{here}[{i}]"), map)?;
                     }
                 }
                 Item::Value(Value::Array(a)) => {
                     for (i, v) in a.iter().enumerate() {
                         if let Value::InlineTable(t) = v {
                             let i = if runners { i + self.first_runner } else { i };
-                            self.table(t, &format!("{here}[{i}]"), map)?;
+                            self.tables(&[t], &format!("{here}[{i}]"), map)?;
                         }
                     }
                 }
@@ -158,6 +171,32 @@ impl Walk<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The failure for two keys that give one field two values.
+    fn two_values(&self, a: &Entry<'_>, b: &Entry<'_>, path: &str) -> TomlFailure {
+        let (la, lb) = (self.line(a.owner, a.key), self.line(b.owner, b.key));
+        let at = |l: Option<usize>| l.map(|l| format!(" (line {l})")).unwrap_or_default();
+        let (ka, kb) = (a.key, b.key);
+        let message = if ka == kb {
+            // Only tables spelled in two ways put one key twice: name the key in both.
+            format!(
+                "`{ka}`{} and `{kb}`{} are set in two spellings of one table, which the runner decodes into one struct, keeping either value at random; set it once",
+                at(la),
+                at(lb)
+            )
+        } else {
+            format!(
+                "`{ka}`{} and `{kb}`{} are one field to the runner, which matches keys ignoring case and then reads either of them at random; keep one spelling",
+                at(la),
+                at(lb)
+            )
+        };
+        TomlFailure {
+            line: la.or(lb),
+            path: Some(join(path, ka)),
+            message,
+        }
     }
 }
 

@@ -252,7 +252,7 @@ impl<'t> RunnerToml<'t> {
             inspect(&part);
             let Part { doc, place } = part;
             let piece_text = &text[place.range.clone()];
-            keys::check_spellings(
+            let spelled_twice = keys::check_spellings(
                 doc.as_table(),
                 piece_text,
                 place.first_line,
@@ -260,7 +260,7 @@ impl<'t> RunnerToml<'t> {
             )?;
             runners_seen += place.runners;
             if !patch.is_empty() {
-                match apply_piece(doc, piece_text, &place, patch, &mut warnings)? {
+                match apply_piece(doc, piece_text, &place, patch, spelled_twice, &mut warnings)? {
                     Some(new_text) => {
                         changed = true;
                         out.push_str(&new_text);
@@ -302,7 +302,7 @@ fn parse_piece<'t>(
             line: Some(first_line),
             path: Some(format!("runners[{first_runner}]")),
             message: format!(
-                "this part of the TOML holds {tokens} keys, values and brackets; runner-patch refuses more than {MAX_TOKENS_PER_PIECE} in one [[runners]] entry to keep its memory bounded (a real entry holds a few hundred)"
+                "this part of the TOML holds {tokens} keys, values and brackets; runner-patch refuses more than {MAX_TOKENS_PER_PIECE} in one [[runners]] entry (or in the whole TOML when its runners are written inline, `runners = [{{…}}, …]`) to keep its memory bounded (a real entry holds a few hundred)"
             ),
         });
     }
@@ -370,11 +370,15 @@ impl Roots {
 }
 
 /// Patches the runners of one piece (at `place`): the new text, `None` if unchanged.
+/// `spelled_twice` when the piece spells a table in two ways (see [`keys::check_spellings`]): the
+/// edit writes into the spelling that holds a key, and the result is checked again so that it
+/// never gives a key a second value there.
 fn apply_piece(
     spanned: Document<&str>,
     piece: &str,
     place: &Place,
     patch: &TomlPatch,
+    spelled_twice: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Option<String>, TomlFailure> {
     let Place {
@@ -408,7 +412,19 @@ fn apply_piece(
         let mut runner = runners.get_mut(i).expect("in range");
         patch_runner(&mut runner, patch, first_runner + i, warnings).map_err(shift)?;
     }
-    let out = doc.to_string();
+    if spelled_twice {
+        keys::check_spellings(doc.as_table(), "", first_line, first_runner).map_err(|f| {
+            TomlFailure {
+                line: None,
+                path: f.path,
+                message: format!(
+                    "the patch cannot be written without giving a key a second value: this TOML spells a table in two ways, and after the patch {}",
+                    f.message
+                ),
+            }
+        })?;
+    }
+    let out = chunks::keep_header_spellings(piece, &doc.to_string());
     // toml_edit always ends with a newline; keep the YAML scalar's chomping (`|-` has none).
     let out = if piece.ends_with('\n') {
         out
@@ -456,16 +472,14 @@ fn patch_entry(
     if !patch.touches_kubernetes() {
         return Ok(());
     }
-    let mut k8s = runner
-        .child("kubernetes", indent)
-        .map_err(|key| TomlFailure {
-            line: None,
-            path: Some(format!("{base}.{key}")),
-            message: "must be a table ([runners.kubernetes])".into(),
-        })?;
-    let k8s_indent = k8s.indent(indent);
     let k8s_path = format!("{base}.kubernetes");
+    // Each edit goes to the spelling of `[runners.kubernetes]` that already holds its key (a
+    // chart may write `Kubernetes.pull_policy = …` beside `[runners.kubernetes]`).
+    let mut k8s = kubernetes(runner, "host_aliases", indent, base)?;
+    let k8s_indent = k8s.indent(indent);
     host_aliases::merge(&mut k8s, &patch.host_aliases, &k8s_indent, &k8s_path)?;
+    let mut k8s = kubernetes(runner, "volumes", indent, base)?;
+    let k8s_indent = k8s.indent(indent);
     volumes::merge(
         &mut k8s,
         &patch.config_map_volumes,
@@ -480,7 +494,30 @@ fn patch_entry(
         &k8s_indent,
         &k8s_path,
     )?;
+    let pull_field = if patch.pull_policy.is_some() {
+        "pull_policy"
+    } else {
+        "allowed_pull_policies"
+    };
+    let mut k8s = kubernetes(runner, pull_field, indent, base)?;
+    let k8s_indent = k8s.indent(indent);
     pull_policy::set(&mut k8s, patch, &k8s_indent, &k8s_path, warnings)
+}
+
+/// The `[runners.kubernetes]` table of `runner` that holds `field` (see [`Node::child_holding`]).
+fn kubernetes<'r>(
+    runner: &'r mut Node<'_>,
+    field: &str,
+    indent: &Indent,
+    base: &str,
+) -> Result<Node<'r>, TomlFailure> {
+    runner
+        .child_holding("kubernetes", field, indent)
+        .map_err(|key| TomlFailure {
+            line: None,
+            path: Some(format!("{base}.{key}")),
+            message: "must be a table ([runners.kubernetes])".into(),
+        })
 }
 
 /// 1-based line of byte `offset` in `text`.
@@ -493,19 +530,21 @@ pub fn job_namespace(text: &str) -> Option<String> {
     RunnerToml::open(text).ok()?.job_namespace()
 }
 
-/// Whether a TOML text holds at least one `[[runners]]` entry (in any form), or, when it is not
-/// valid TOML, a `[[runners]]` header (its error is then the runner TOML's to report).
+/// Whether a TOML text holds at least one `[[runners]]` entry (in any form), or, when it is
+/// refused (not valid TOML, or past the size limit), a top-level `runners` key (its error is
+/// then the runner TOML's to report).
 pub fn has_runners(text: &str) -> bool {
     match RunnerToml::open(text) {
         Ok(toml) => toml.has_runners(),
-        Err(_) => has_runners_header(text),
+        Err(_) => has_runners_key(text),
     }
 }
 
-/// Whether `text` has a top-level `[[runners]]` header, read with the lexer only (nothing is
-/// parsed): tells a broken runner TOML from a TOML without runners.
-pub fn has_runners_header(text: &str) -> bool {
-    chunks::has_runners_header(text)
+/// Whether `text` has a top-level `runners` key in any form (`[[runners]]`, `runners = […]`),
+/// read with the lexer only (nothing is parsed): tells a runner TOML that cannot be read (broken,
+/// or past the size limit) from a TOML without runners.
+pub fn has_runners_key(text: &str) -> bool {
+    chunks::has_runners_key(text)
 }
 
 fn string_array(items: &[impl AsRef<str>]) -> Array {
@@ -595,6 +634,106 @@ mod tests {
         assert!(out.contains("mount_path = \"/certs/client\""), "{out}");
         assert!(out.contains("    privileged = true"), "{out}");
     }
+
+    fn fragment(text: &str) -> TomlPatch {
+        TomlPatch {
+            fragment: Some(Fragment::parse(text).unwrap()),
+            ..Default::default()
+        }
+    }
+
+    /// A fragment host alias for an IP the chart maps already adds its hostnames, as
+    /// `spec.hostAliases` does, in either array form; a hostname on another IP is refused.
+    #[test]
+    fn fragment_host_aliases_union_hostnames_by_ip() {
+        let patch = fragment(
+            "[[runners.kubernetes.host_aliases]]\nip = \"10.0.0.1\"\nhostnames = [\"b.example.com\"]\n",
+        );
+        let out = given("[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.host_aliases]]\n      ip = \"10.0.0.1\"\n      hostnames = [\"a.example.com\"]\n")
+            .running(&patch);
+        assert!(
+            out.contains("hostnames = [\"a.example.com\", \"b.example.com\"]"),
+            "{out}"
+        );
+        let out = given("[[runners]]\n  kubernetes = { host_aliases = [{ ip = \"10.0.0.1\", hostnames = [\"a.example.com\"] }] }\n")
+            .running(&patch);
+        assert!(
+            out.contains("hostnames = [\"a.example.com\", \"b.example.com\"]"),
+            "{out}"
+        );
+        let err = apply(
+            "[[runners]]\n  [runners.kubernetes]\n    host_aliases = [{ ip = \"10.0.0.2\", hostnames = [\"b.example.com\"] }]\n",
+            &patch,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("10.0.0.2"), "{err:?}");
+    }
+
+    /// A fragment entry with the name of a chart entry replaces it whole: what the user left out
+    /// (`patch_type`) does not survive from the chart's entry; other entries stay.
+    #[test]
+    fn fragment_entries_with_a_chart_name_replace_it_whole() {
+        let patch = fragment(
+            "[[runners.kubernetes.pod_spec]]\nname = \"a\"\npatch = \"{}\"\n[[runners.kubernetes.volumes.empty_dir]]\nname = \"certs\"\nmount_path = \"/certs\"\n",
+        );
+        let out = given("[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.pod_spec]]\n      name = \"a\" # kept\n      patch = \"[]\"\n      patch_type = \"json\"\n    [[runners.kubernetes.pod_spec]]\n      name = \"b\"\n      patch_type = \"json\"\n    [[runners.kubernetes.volumes.empty_dir]]\n      name = \"certs\"\n      mount_path = \"/old\"\n      medium = \"Memory\"\n")
+            .running(&patch);
+        assert_eq!(
+            out,
+            "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.pod_spec]]\n      name = \"a\" # kept\n      patch = \"{}\"\n    [[runners.kubernetes.pod_spec]]\n      name = \"b\"\n      patch_type = \"json\"\n    [[runners.kubernetes.volumes.empty_dir]]\n      name = \"certs\"\n      mount_path = \"/certs\"\n"
+        );
+        let out = given(
+            "[[runners]]\n  kubernetes.pod_spec = [{ name = \"a\", patch_type = \"json\" }]\n",
+        )
+        .running(&patch);
+        assert!(
+            out.contains("pod_spec = [{ name = \"a\", patch = \"{}\" }]"),
+            "{out}"
+        );
+    }
+
+    /// `Kubernetes.x = …` beside `[runners.kubernetes]` is one struct to the runner, which merges
+    /// both: accepted, and each edit lands in the spelling that holds its key.
+    #[test]
+    fn a_table_in_two_spellings_merges_and_edits_land_where_the_key_is() {
+        let chart = "[[runners]]\n  Kubernetes.pull_policy = \"always\"\n  [runners.kubernetes]\n    namespace = \"ci\"\n";
+        let pull = TomlPatch {
+            pull_policy: Some(vec!["never"]),
+            ..Default::default()
+        };
+        assert_eq!(
+            given(chart).running(&pull),
+            "[[runners]]\n  Kubernetes.pull_policy = [\"never\"]\n  [runners.kubernetes]\n    namespace = \"ci\"\n"
+        );
+        let out = given(chart).running(&fragment(
+            "[runners.kubernetes]\npull_policy = \"if-not-present\"\nimage = \"alpine\"\n",
+        ));
+        assert_eq!(
+            out,
+            "[[runners]]\n  Kubernetes.pull_policy = \"if-not-present\"\n  [runners.kubernetes]\n    namespace = \"ci\"\n    image = \"alpine\"\n"
+        );
+        let out = given(chart).running(&aliases("10.0.0.1", &["a.example.com"]));
+        assert!(
+            out.contains("    [[runners.kubernetes.host_aliases]]"),
+            "{out}"
+        );
+    }
+
+    /// The same key in both spellings is two values for one field: refused, naming both lines.
+    #[test]
+    fn a_key_in_both_spellings_of_a_table_is_refused() {
+        let err = apply(
+            "[[runners]]\n  Kubernetes = { namespace = \"a\" }\n  [runners.kubernetes]\n    image = \"x\"\n    namespace = \"b\"\n",
+            &TomlPatch::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.line, Some(2), "{err:?}");
+        assert_eq!(err.path.as_deref(), Some("runners[0].Kubernetes.namespace"));
+        assert!(
+            err.message.contains("(line 2)") && err.message.contains("(line 5)"),
+            "{err:?}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -637,6 +776,70 @@ mod layout_tests {
         assert_eq!(
             patched(input, &patch),
             "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.host_aliases]]\n      ip = \"10.0.0.1\"\n      hostnames = [\n        \"a.example.com\",\n        \"b.example.com\",\n      ]\n"
+        );
+    }
+
+    /// toml_edit re-renders every header of an edited document from its keys; the headers the
+    /// patch does not add keep their bytes, and new entries of an array take their siblings'.
+    #[test]
+    fn untouched_headers_stay_byte_identical() {
+        let input = "[[runners]]\n  [ runners . 'kubernetes' ] # k8s\n    namespace = \"x\"\n    [[ runners.kubernetes.host_aliases ]]\n      ip = \"10.0.0.2\"\n      hostnames = [\"b\"]\n  [runners . \"cache\"]\n    Type = \"s3\"\n";
+        let patch = TomlPatch {
+            pull_policy: Some(vec!["always"]),
+            host_aliases: vec![("10.0.0.1".into(), vec!["a".into()])],
+            tls_ca_file: Some("/x".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            patched(input, &patch),
+            "[[runners]]\n  tls-ca-file = \"/x\"\n  [ runners . 'kubernetes' ] # k8s\n    namespace = \"x\"\n    pull_policy = [\"always\"]\n    [[ runners.kubernetes.host_aliases ]]\n      ip = \"10.0.0.2\"\n      hostnames = [\"b\"]\n    [[ runners.kubernetes.host_aliases ]]\n      ip = \"10.0.0.1\"\n      hostnames = [\"a\"]\n  [runners . \"cache\"]\n    Type = \"s3\"\n"
+        );
+    }
+
+    /// A new `[[…]]` entry under a table whose header is not printed (`volumes`) sits beside its
+    /// siblings, not one level deeper, whether `volumes` was there or comes with the fragment.
+    #[test]
+    fn new_array_headers_are_indented_like_their_siblings() {
+        let patch = TomlPatch {
+            fragment: Some(
+                Fragment::parse(
+                    "[[runners.kubernetes.volumes.empty_dir]]\nname = \"e\"\nmount_path = \"/e\"\n",
+                )
+                .unwrap(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(
+            patched(
+                "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.volumes.config_map]]\n      name = \"c\"\n      mount_path = \"/c\"\n",
+                &patch
+            ),
+            "[[runners]]\n  [runners.kubernetes]\n    [[runners.kubernetes.volumes.config_map]]\n      name = \"c\"\n      mount_path = \"/c\"\n    [[runners.kubernetes.volumes.empty_dir]]\n      name = \"e\"\n      mount_path = \"/e\"\n"
+        );
+        assert_eq!(
+            patched(
+                "[[runners]]\n  [runners.kubernetes]\n    namespace = \"x\"\n",
+                &patch
+            ),
+            "[[runners]]\n  [runners.kubernetes]\n    namespace = \"x\"\n    [[runners.kubernetes.volumes.empty_dir]]\n      name = \"e\"\n      mount_path = \"/e\"\n"
+        );
+    }
+
+    /// A new `[[…]]` entry of an existing array sits where its siblings sit, even when the
+    /// table above it is laid out differently (an unindented TOML).
+    #[test]
+    fn new_array_entries_sit_where_their_siblings_sit() {
+        let patch = TomlPatch {
+            host_aliases: vec![("10.0.0.2".into(), vec!["b".into()])],
+            pull_policy: Some(vec!["always"]),
+            ..Default::default()
+        };
+        assert_eq!(
+            patched(
+                "[[runners]]\n[runners.kubernetes]\n[[runners.kubernetes.host_aliases]]\nip = \"10.0.0.1\"\nhostnames = [\"a\"]\n",
+                &patch
+            ),
+            "[[runners]]\n[runners.kubernetes]\n  pull_policy = [\"always\"]\n[[runners.kubernetes.host_aliases]]\nip = \"10.0.0.1\"\nhostnames = [\"a\"]\n[[runners.kubernetes.host_aliases]]\nip = \"10.0.0.2\"\nhostnames = [\"b\"]\n"
         );
     }
 

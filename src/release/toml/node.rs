@@ -60,6 +60,26 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// Removes `key` (with its line and comments).
+    pub(super) fn remove(&mut self, key: &str) {
+        match self {
+            Node::Table(t) => {
+                t.remove(key);
+            }
+            Node::Inline(t) => {
+                let last = t.iter().last().map(|(k, _)| k == key).unwrap_or(false);
+                let removed = t.remove(key);
+                // The space before `}` travels with the last value (see `push_inline`).
+                if let (true, Some(removed)) = (last, removed) {
+                    let suffix = removed.decor().suffix().cloned();
+                    if let (Some(suffix), Some((_, v))) = (suffix, t.iter_mut().last()) {
+                        v.decor_mut().set_suffix(suffix);
+                    }
+                }
+            }
+        }
+    }
+
     /// The value the runner reads as struct field `name`.
     pub(super) fn value(&self, name: &str) -> Option<&Value> {
         let key = self.find(name, false)?;
@@ -139,6 +159,32 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// Like [`Node::child`], but when the runner reads several keys as `name` (`Kubernetes` and
+    /// `kubernetes`, both tables it merges into one struct), the one whose table holds `field`.
+    pub(super) fn child_holding(
+        &mut self,
+        name: &str,
+        field: &str,
+        indent: &Indent,
+    ) -> Result<Node<'_>, String> {
+        let holder = self
+            .like()
+            .iter()
+            .filter(|(k, _)| keys::same_field(k, name))
+            .find(|(_, item)| {
+                item.as_table_like()
+                    .is_some_and(|t| keys::find(t, field, false).is_some())
+            })
+            .map(|(k, _)| k.to_owned());
+        match holder {
+            Some(key) => match self.get_mut(&key) {
+                Some(item) if Node::of_ref(item) => Ok(Node::of(item).expect("checked")),
+                _ => Err(key),
+            },
+            None => self.child(name, indent),
+        }
+    }
+
     fn of_ref(item: &Item) -> bool {
         matches!(item, Item::Table(_) | Item::Value(Value::InlineTable(_)))
     }
@@ -204,10 +250,15 @@ impl TableArray<'_> {
     pub(super) fn push(&mut self, table: &dyn TableLike, indent: &Indent) {
         match self {
             TableArray::Tables(a) => {
-                let mut t = new_table(indent);
+                // A new entry sits where the entries before it sit.
+                let indent = a
+                    .iter()
+                    .last()
+                    .map_or_else(|| indent.clone(), |last| Indent::sibling(last, indent));
+                let mut t = new_table(&indent);
                 let mut node = Node::Table(&mut t);
                 for (k, item) in table.iter() {
-                    node.insert(k, item.clone(), indent);
+                    node.insert(k, item.clone(), &indent);
                 }
                 a.push(t);
             }
@@ -376,9 +427,15 @@ fn header_item(item: Item, indent: &Indent) -> Item {
         Item::Table(t) => {
             let mut out = new_table(indent);
             out.set_implicit(t.is_implicit());
+            let only_tables = t.iter().all(|(_, x)| !x.is_value());
+            let inner = if t.is_implicit() && only_tables {
+                indent.implicit()
+            } else {
+                indent.clone()
+            };
             let mut node = Node::Table(&mut out);
             for (k, x) in t.iter() {
-                node.insert(k, x.clone(), indent);
+                node.insert(k, x.clone(), &inner);
             }
             Item::Table(out)
         }
