@@ -146,9 +146,11 @@ pub(crate) fn patch(
     // The pods roll when the runner TOML or any certificate they mount changes.
     let checksum = (new_cm.is_some() || !plan.trust.generated.is_empty())
         .then(|| checksum(&cm.value, new_cm.as_ref(), &plan.trust.generated));
-    if let Some(change) = &new_cm {
-        let mut intended = cm.value.clone();
-        intended["data"][change.key] = Value::String(change.text.clone());
+    if let Some(change) = new_cm {
+        // The new TOML moves into the intended value, and the old one is not copied: a TOML at
+        // the size limit is held once here, not three times.
+        let mut intended = clone_without(&cm.value, change.key);
+        intended["data"][change.key] = Value::String(change.text);
         out.rewritten.push((
             release.configmap,
             edit_in_place(cm_doc, &cm.value, &intended, &cm.doc_ref)?,
@@ -522,21 +524,30 @@ fn block_scalar_line(doc: &Doc<'_>, key: &str) -> Option<usize> {
 /// formatting (Helm 3 text and Helm 4's re-serialized input give the same value), so repeated
 /// runs agree.
 fn checksum(configmap: &Value, change: Option<&ConfigMapChange>, generated: &[Value]) -> String {
-    let changed = change.map(|c| (c.key, Value::String(c.text.clone())));
-    let mut canonical: BTreeMap<String, BTreeMap<&str, &Value>> = BTreeMap::new();
+    // Serialized as JSON straight into the digest (the same bytes as a JSON text of
+    // `canonical`, without holding them), the new TOML borrowed, not copied.
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Data<'v> {
+        Value(&'v Value),
+        Text(&'v str),
+    }
+    let mut canonical: BTreeMap<String, BTreeMap<&str, Data<'_>>> = BTreeMap::new();
     for field in ["data", "binaryData"] {
         if let Some(map) = configmap.get(field).and_then(Value::as_object) {
             canonical.insert(
                 field.to_owned(),
-                map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+                map.iter()
+                    .map(|(k, v)| (k.as_str(), Data::Value(v)))
+                    .collect(),
             );
         }
     }
-    if let Some((key, text)) = &changed {
+    if let Some(c) = change {
         canonical
             .entry("data".to_owned())
             .or_default()
-            .insert(key, text);
+            .insert(c.key, Data::Text(&c.text));
     }
     // Certificates the pods mount: a renewed certificate rolls them too.
     for g in generated {
@@ -547,15 +558,54 @@ fn checksum(configmap: &Value, change: Option<&ConfigMapChange>, generated: &[Va
         if let Some(map) = g.get("data").and_then(Value::as_object) {
             canonical.insert(
                 format!("generated/{name}"),
-                map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+                map.iter()
+                    .map(|(k, v)| (k.as_str(), Data::Value(v)))
+                    .collect(),
             );
         }
     }
-    let bytes = serde_json::to_vec(&canonical).expect("JSON serializes");
-    Sha256::digest(&bytes)
+    let mut digest = Digesting(Sha256::new());
+    serde_json::to_writer(&mut digest, &canonical).expect("JSON serializes");
+    digest
+        .0
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A writer that feeds a digest.
+struct Digesting(Sha256);
+
+impl std::io::Write for Digesting {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A copy of the ConfigMap `value` without `data[key]` (null in its place, keeping the key's
+/// position), to be filled with the new text: the old text, as large as the TOML, is not copied.
+fn clone_without(value: &Value, key: &str) -> Value {
+    let Value::Object(fields) = value else {
+        return value.clone();
+    };
+    let copy = fields.iter().map(|(field, v)| {
+        let v = match v {
+            Value::Object(data) if field == "data" => Value::Object(
+                data.iter()
+                    .map(|(k, v)| (k.clone(), if k == key { Value::Null } else { v.clone() }))
+                    .collect(),
+            ),
+            _ => v.clone(),
+        };
+        (field.clone(), v)
+    });
+    Value::Object(copy.collect())
 }
 
 /// The document's text edited in place so that it reads as `after` (see [`edit::rewrite`]); its
@@ -583,8 +633,13 @@ fn edit_in_place(
             None => e.message,
         },
     })?;
-    let body = body.as_deref().unwrap_or(doc.body);
-    Ok([doc.head, body, doc.tail].concat())
+    // The head and tail go around the edited body in its own buffer: one copy of a large
+    // document, not two.
+    let mut text = body.unwrap_or_else(|| doc.body.to_owned());
+    text.reserve_exact(doc.head.len() + doc.tail.len());
+    text.insert_str(0, doc.head);
+    text.push_str(doc.tail);
+    Ok(text)
 }
 
 /// `Kind ns/name` for change lines.
