@@ -15,6 +15,7 @@ use crate::error::TomlPosition;
 use crate::manifest::stream::Doc;
 use crate::manifest::{edit, yaml};
 use crate::release::locate::{Found, Parsed, Release};
+use crate::release::repeats::Repeats;
 use crate::release::toml::{TomlFailure, TomlPatch};
 use crate::release::{pod, register, toml, trust};
 use crate::spec::{self, CompiledPatch};
@@ -367,30 +368,25 @@ fn chart_toml_warnings(
     cm: &Parsed,
     cm_doc: &Doc<'_>,
     key: &str,
-    notes: Vec<register::TomlNote>,
-) -> impl Iterator<Item = String> {
-    let scalar_line = if notes.iter().any(|n| n.line.is_some()) {
-        block_scalar_line(cm_doc, key)
-    } else {
-        None
-    };
-    let doc_ref = cm.doc_ref.clone();
-    let key = key.to_owned();
-    notes.into_iter().map(move |note| {
-        let position = note
-            .line
-            .map(|line| {
-                let stream = scalar_line
-                    .map(|l| format!(", stream line {}", l + line))
-                    .unwrap_or_default();
-                format!(" (TOML line {line}{stream})")
-            })
-            .unwrap_or_default();
-        format!(
-            "{doc_ref} data[{key:?}] {}{position}: {}",
-            note.path, note.message
-        )
-    })
+    notes: Repeats<register::TomlNote>,
+) -> Vec<String> {
+    let scalar_line = block_scalar_line(cm_doc, key);
+    let prefix = format!("{} data[{key:?}] ", cm.doc_ref);
+    notes.finish(
+        |note| {
+            let position = note
+                .line
+                .map(|line| {
+                    let stream = scalar_line
+                        .map(|l| format!(", stream line {}", l + line))
+                        .unwrap_or_default();
+                    format!(" (TOML line {line}{stream})")
+                })
+                .unwrap_or_default();
+            format!("{prefix}{}{position}: {}", note.path, note.message)
+        },
+        &prefix,
+    )
 }
 
 /// The key of the chart's template TOML.
@@ -469,9 +465,16 @@ fn patch_configmap(
             });
         }
     };
-    let mut notes = Vec::new();
-    let applied =
-        parsed.and_then(|toml| toml.apply(patch, |part| notes.extend(checks.notes(key, part))));
+    // Collapsed as they come: a warning repeated for each of many entries is said a few times.
+    let mut notes = Repeats::default();
+    let applied = parsed.and_then(|toml| {
+        toml.apply(patch, |part| {
+            for note in checks.notes(key, part) {
+                let text = note.to_string();
+                notes.push(note, &text);
+            }
+        })
+    });
     if patch.is_empty() {
         // Only the checks ran: a TOML the patch leaves alone is not refused here, and what was
         // checked before a piece it stopped at is still said.

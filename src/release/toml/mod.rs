@@ -27,6 +27,7 @@ use toml_edit::{Array, Document, Item, TableLike, Value};
 
 pub use crate::spec::fragment::Fragment;
 
+use crate::release::repeats::Repeats;
 use crate::spec::ConfigMapVolume;
 use crate::spec::validate::normalize_ip;
 use indent::Indent;
@@ -241,7 +242,8 @@ impl<'t> RunnerToml<'t> {
         mut inspect: impl FnMut(&Part<'_>),
     ) -> Result<Applied, TomlFailure> {
         let RunnerToml { text, pieces, head } = self;
-        let mut warnings = Vec::new();
+        // Collapsed as they come (one per entry would grow with the TOML).
+        let mut warnings = Repeats::default();
         let mut out = String::new();
         let mut changed = false;
         let mut runners_seen = 0;
@@ -297,7 +299,7 @@ impl<'t> RunnerToml<'t> {
         }
         Ok(Applied {
             text: (changed && out != text).then_some(out),
-            warnings,
+            warnings: warnings.finish(|w| w, ""),
         })
     }
 }
@@ -393,7 +395,7 @@ fn apply_piece(
     piece: &str,
     place: &Place,
     patch: &TomlPatch,
-    warnings: &mut Vec<String>,
+    warnings: &mut Repeats<String>,
 ) -> Result<Option<String>, TomlFailure> {
     let Place {
         first_line,
@@ -441,7 +443,7 @@ fn patch_runner(
     runner: &mut Node<'_>,
     patch: &TomlPatch,
     index: usize,
-    warnings: &mut Vec<String>,
+    warnings: &mut Repeats<String>,
 ) -> Result<(), TomlFailure> {
     let base = format!("runners[{index}]");
     let indent = runner.indent(&Indent::root());
@@ -463,7 +465,7 @@ fn patch_entry(
     patch: &TomlPatch,
     base: &str,
     indent: &Indent,
-    warnings: &mut Vec<String>,
+    warnings: &mut Repeats<String>,
 ) -> Result<(), TomlFailure> {
     if let Some(fragment) = &patch.fragment {
         merge::merge(runner, fragment.runner(), indent, base, false)?;
