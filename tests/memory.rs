@@ -1,6 +1,8 @@
 //! Peak memory against input size (issue 12): the binary's peak RSS on the worst inputs stays
 //! within 3 × the input plus its own peak on a tiny input (the constant), plus, for a runner TOML
-//! edited at its 1 MiB limit, the fixed cost of that edit; a larger TOML is refused early.
+//! edited at its 1 MiB limit or a document at the node limit, the fixed cost of that edit. A
+//! larger TOML, a runner document over 1.5 MiB or over 20,000 YAML nodes is refused early, within
+//! 3 × the input; a pass-through document of any size is copied, within 3 × the input.
 //! Measured through a python3 parent (`common::run_measured`), on the debug binary.
 
 mod common;
@@ -17,6 +19,58 @@ const SPEC: &str = "apiVersion: runner-patch.dev/v1alpha1\nkind: RunnerPatch\nme
 /// the edited document, and serde-saphyr's read-back of its block scalar (which it copies twice
 /// while reading it), each about 1 MiB (docs/robustness.md).
 const TOML_EDIT_KIB: i64 = 8 * 1024;
+
+/// What editing a document at the node limit (20,000 nodes) may cost beyond 3 × the input: a
+/// few hundred bytes per node in each of the value read, the value patched, the editor's tree and
+/// the read-back (measured: 10 MiB for 19,500 nodes in `env` entries, 9.3 MiB for a flow list of
+/// 19,000 scalars; docs/robustness.md).
+const NODES_KIB: i64 = 12 * 1024;
+
+const DEPLOYMENT_META: &str =
+    "kind: Deployment\nmetadata:\n  name: gitlab-runner\n  namespace: \"gitlab-test\"\n";
+
+/// The chart's runner Deployment with `extra` lines after its metadata's name and namespace.
+fn with_deployment_metadata(extra: &str) -> String {
+    assert!(RENDER.contains(DEPLOYMENT_META));
+    RENDER.replace(DEPLOYMENT_META, &format!("{DEPLOYMENT_META}{extra}"))
+}
+
+/// The runner container's `env` list with `n` more entries.
+fn with_env(n: usize) -> String {
+    let env = "        env:        \n";
+    assert!(RENDER.contains(env));
+    let entries: String = (0..n)
+        .map(|i| format!("        - name: E{i}\n          value: \"v\"\n"))
+        .collect();
+    RENDER.replace(env, &format!("{env}{entries}"))
+}
+
+/// The runner Deployment (the stream's last document) with a top-level flow list of `n` scalars,
+/// the densest YAML: a node per two bytes.
+fn with_flow_list(n: usize) -> String {
+    assert!(RENDER.rfind("\n---").unwrap() < RENDER.find(DEPLOYMENT_META).unwrap());
+    format!("{RENDER}x: [{}a]\n", "a,".repeat(n - 1))
+}
+
+#[track_caller]
+fn assert_patched(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pull_policy = [\"if-not-present\"]"));
+}
+
+#[track_caller]
+fn assert_refused(out: &std::process::Output, wanted: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(stderr.contains(wanted), "{stderr}");
+}
+
+const DEPLOYMENT: &str = "Deployment gitlab-test/gitlab-runner (document 6, line 215, gitlab-runner/templates/deployment.yaml): ";
 
 /// The chart's one `[[runners]]` entry, `n` times.
 fn with_runners(n: usize, extra: &str) -> String {
@@ -108,26 +162,96 @@ fn check_patched_at_limit(input: &str, out: &std::process::Output, peak: i64) {
     assert_within(input, peak, TOML_EDIT_KIB, "TOML at the 1 MiB limit");
 }
 
-/// 60,000 entries (5 MB of TOML): refused before any of it is parsed as TOML, naming the
-/// ConfigMap, the key and the limit, with nothing on stdout.
+/// 15,000 entries (a 1.05 MB TOML in a 1.3 MB ConfigMap, under the document limit): refused
+/// before any of it is parsed as TOML, naming the ConfigMap, the key and the limit, with nothing
+/// on stdout. The ConfigMap is read as YAML first: serde-saphyr holds a block scalar up to three
+/// times while reading it (docs/robustness.md), within the edit's allowance.
 #[test]
 fn a_toml_over_the_limit_is_refused_early() {
+    let input = with_runners(15_000, "");
+    let (out, peak) = measure(&input);
+    assert_refused(
+        &out,
+        "ConfigMap gitlab-test/gitlab-runner (document 3, line 29, gitlab-runner/templates/configmap.yaml) data[\"config.template.toml\"]: the TOML has 1290000 bytes, more than the 1 MiB (1048576 bytes) Kubernetes accepts",
+    );
+    assert_within(&input, peak, TOML_EDIT_KIB, "TOML over the 1 MiB limit");
+}
+
+/// 60,000 entries (a 5 MB ConfigMap): refused on its size, before it is parsed as YAML.
+#[test]
+fn a_runner_configmap_over_the_document_limit_is_refused_before_parsing() {
     let input = with_runners(60_000, "");
     let (out, peak) = measure(&input);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(out.stdout.is_empty());
-    assert!(
-        stderr.contains("ConfigMap gitlab-test/gitlab-runner")
-            && stderr.contains("data[\"config.template.toml\"]: the TOML has 5160000 bytes, more than the 1 MiB (1048576 bytes) Kubernetes accepts"),
-        "{stderr}"
+    assert_refused(
+        &out,
+        "ConfigMap gitlab-test/gitlab-runner (document 3, line 29, gitlab-runner/templates/configmap.yaml): its YAML has 6124157 bytes, more than the 1.5 MiB (1572864 bytes)",
     );
-    // The ConfigMap is still read as YAML before its TOML is measured: serde-saphyr holds a
-    // block scalar up to three times while reading it (docs/robustness.md).
-    let baseline = baseline_kib();
-    let input_kib = (input.len() / 1024) as i64;
-    assert!(
-        peak <= baseline + 4 * input_kib,
-        "peak RSS {peak} KiB for {input_kib} KiB of input (baseline {baseline})"
+    assert_within(&input, peak, 0, "5 MB runner ConfigMap");
+}
+
+/// A 10 MB annotation on the runner Deployment (4.9 × the input before the limit): refused before
+/// parsing. Just under the limit, it is patched within the bound.
+#[test]
+fn a_big_annotation_on_the_deployment_is_refused_or_patched_within_the_bound() {
+    let annotated = |n: usize| {
+        with_deployment_metadata(&format!("  annotations:\n    big: \"{}\"\n", "x".repeat(n)))
+    };
+    let input = annotated(10_000_000);
+    let (out, peak) = measure(&input);
+    assert_refused(&out, &format!("{DEPLOYMENT}its YAML has 10003195 bytes"));
+    assert_within(&input, peak, 0, "10 MB annotation");
+
+    let input = annotated(1_500_000);
+    let (out, peak) = measure(&input);
+    assert_patched(&out);
+    assert_within(&input, peak, NODES_KIB, "1.5 MB annotation");
+}
+
+/// 100,000 `env` entries (4.9 MB, 267 MB of peak before the limits): refused on size; 4,000
+/// (180 KB, 20,000 nodes) on the node limit while it is read; 3,900 are patched within the bound.
+#[test]
+fn a_huge_env_list_is_refused_or_patched_within_the_bound() {
+    let input = with_env(100_000);
+    let (out, peak) = measure(&input);
+    assert_refused(&out, &format!("{DEPLOYMENT}its YAML has"));
+    assert_within(&input, peak, 0, "100,000 env entries");
+
+    let input = with_env(4_000);
+    let (out, peak) = measure(&input);
+    assert_refused(&out, &format!("{DEPLOYMENT}more than 20,000 YAML nodes"));
+    // Up to 20,000 nodes are held once before the refusal: a quarter of the edit's allowance.
+    assert_within(&input, peak, NODES_KIB / 4, "4,000 env entries");
+
+    let input = with_env(3_900);
+    let (out, peak) = measure(&input);
+    assert_patched(&out);
+    assert_within(&input, peak, NODES_KIB, "3,900 env entries");
+}
+
+/// The densest YAML, `[a,a,a,…]`: 700,000 scalars (1.4 MB, under the size limit) are refused on
+/// the node limit within 3 × the input; 19,000 are patched within the bound.
+#[test]
+fn a_dense_flow_list_is_refused_or_patched_within_the_bound() {
+    let input = with_flow_list(700_000);
+    let (out, peak) = measure(&input);
+    assert_refused(&out, &format!("{DEPLOYMENT}more than 20,000 YAML nodes"));
+    assert_within(&input, peak, 0, "flow list of 700,000");
+
+    let input = with_flow_list(19_000);
+    let (out, peak) = measure(&input);
+    assert_patched(&out);
+    assert_within(&input, peak, NODES_KIB, "flow list of 19,000");
+}
+
+/// A 10 MB ConfigMap that is not the runner's is copied untouched, within 3 × the input.
+#[test]
+fn a_huge_pass_through_document_is_copied_within_the_bound() {
+    let big = "x".repeat(10_000_000);
+    let input = format!(
+        "{RENDER}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  big: \"{big}\"\n"
     );
+    let (out, peak) = measure(&input);
+    assert_patched(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(&format!("  big: \"{big}\"\n")));
+    assert_within(&input, peak, 0, "10 MB pass-through ConfigMap");
 }
