@@ -142,9 +142,9 @@ pub fn emit(value: &Value) -> Result<String, String> {
     }
 }
 
-/// Budgets for the few documents that are parsed (runner candidates, the spec). A real runner
-/// Deployment or ConfigMap has a few thousand nodes; these limits are two orders of magnitude above
-/// that and keep an alias bomb to well under a second and ~100 MB. Documented in the README.
+/// Budgets for the few documents that are parsed (the spec, the read-back of an edit; runner
+/// candidates with a tighter node limit, see [`parse_with_node_limit`]). These limits keep an
+/// alias bomb to well under a second and ~100 MB. Documented in docs/robustness.md.
 fn read_options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_documents = 1;
