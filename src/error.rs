@@ -125,6 +125,11 @@ pub enum Error {
     #[error("{doc}: {message}")]
     Pairing { doc: Box<DocRef>, message: String },
 
+    /// A document runner-patch would read to edit is larger than it accepts (named from its text:
+    /// it is refused before it is parsed).
+    #[error("{doc}: {message}")]
+    TooLarge { doc: Box<DocRef>, message: String },
+
     /// No gitlab-runner release in a non-empty stream.
     #[error(
         "no gitlab-runner release found in {documents} document(s){selector}; pass --allow-missing (or spec.allowMissing: true) if that is expected"
@@ -159,6 +164,11 @@ impl Error {
         if let Error::Yaml { index, line, .. } | Error::NotUtf8 { index, line, .. } = &mut self {
             *index += documents;
             *line += lines;
+        }
+        if let Error::TooLarge { doc, message } = &mut self {
+            doc.index += documents;
+            doc.line += lines;
+            *message = crate::manifest::yaml::shift_lines(message, lines);
         }
         self
     }

@@ -205,6 +205,7 @@ fn doc_of(e: &Error) -> Option<&DocRef> {
         Error::Field { doc, .. }
         | Error::Toml { doc, .. }
         | Error::Pairing { doc, .. }
+        | Error::TooLarge { doc, .. }
         | Error::Fidelity { doc, .. } => Some(doc),
         _ => None,
     }

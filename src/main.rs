@@ -45,7 +45,8 @@ impl From<&Error> for Exit {
             | Error::NotUtf8 { .. }
             | Error::Field { .. }
             | Error::Toml { .. }
-            | Error::Pairing { .. } => Exit::Input,
+            | Error::Pairing { .. }
+            | Error::TooLarge { .. } => Exit::Input,
             Error::NoTarget { .. } => Exit::NoTarget,
             Error::Fidelity { .. } => Exit::Internal,
         }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{docs, find, run_with_stdin};
+use common::{docs, find, run_measured, run_with_stdin};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runner-patch");
 
@@ -347,56 +347,6 @@ fn the_total_of_all_files_is_capped_before_reading() {
         "\"part4.crt\": the certificate files together have more than the 4 MiB allowed",
     );
     assert!(!stderr.contains("part3.crt\": the certificate"), "{stderr}");
-}
-
-/// Runs `cmd` to completion and returns its output and its own peak RSS (KiB).
-///
-/// Measured through a small python3 parent: Linux carries the peak RSS of the process that
-/// execs into the new image's `maxrss`, and this test process (which holds other tests' large
-/// outputs) would otherwise leak its own peak into the child's figure. python3's own few MiB are
-/// the floor of what this reports.
-fn run_measured(cmd: &mut Command, input: &[u8]) -> (Output, i64) {
-    const PARENT: &str = "import resource, subprocess, sys\n\
-        code = subprocess.run(sys.argv[2:]).returncode\n\
-        open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n\
-        sys.exit(code if code >= 0 else 128 - code)\n";
-    let report = tempfile::NamedTempFile::new().unwrap();
-    let mut measured = Command::new("python3");
-    measured
-        .arg("-c")
-        .arg(PARENT)
-        .arg(report.path())
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    if let Some(dir) = cmd.get_current_dir() {
-        measured.current_dir(dir);
-    }
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(v) => measured.env(key, v),
-            None => measured.env_remove(key),
-        };
-    }
-    let mut child = measured
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    // Fed from a thread, so that a child that answers before reading all of it cannot block us.
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    let max_rss_kib = fs::read_to_string(report.path())
-        .unwrap()
-        .trim()
-        .parse()
-        .expect("python3 reported the peak RSS");
-    (out, max_rss_kib)
 }
 
 #[test]

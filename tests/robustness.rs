@@ -105,14 +105,54 @@ fn a_100_mb_scalar_passes_through() {
     assert_eq!(out.releases.len(), 1);
 }
 
+/// The runner ConfigMap of `BASE` with a `blob.txt` value that makes its YAML `body_len` bytes.
+fn runner_configmap_of_size(body_len: usize) -> String {
+    let with = |blob: &str| {
+        BASE.replace(
+            "  check-live: |\n",
+            &format!("  blob.txt: {blob}\n  check-live: |\n"),
+        )
+    };
+    let configmap_len = |text: &str| {
+        stream::split(text)
+            .docs
+            .iter()
+            .find(|d| d.body.contains("check-live"))
+            .unwrap()
+            .body
+            .len()
+    };
+    let without_blob = configmap_len(&with(""));
+    let input = with(&"y".repeat(body_len - without_blob));
+    assert_eq!(configmap_len(&input), body_len);
+    input
+}
+
 #[test]
 fn a_large_value_inside_the_runner_configmap_is_kept() {
-    let blob = "y".repeat(8 << 20);
-    let input = BASE.replace(
-        "  check-live: |\n",
-        &format!("  blob.txt: {blob}\n  check-live: |\n"),
-    );
+    let input = runner_configmap_of_size(runner_patch::release::locate::MAX_TARGET_BYTES);
     let out = runner_patch::patch(&input, &spec()).unwrap();
-    assert!(out.output.contains(&format!("  blob.txt: {blob}\n")));
+    let blob = "y".repeat(1 << 20);
+    assert!(out.output.contains(&format!("  blob.txt: {blob}")));
     assert!(out.output.contains("[[runners.kubernetes.host_aliases]]"));
+}
+
+/// One byte over 1.5 MiB: refused before it is parsed, naming the document, its size, the limit
+/// and why (what the API server can store).
+#[test]
+fn a_runner_configmap_over_the_limit_is_refused() {
+    let limit = runner_patch::release::locate::MAX_TARGET_BYTES;
+    assert_eq!(limit, 1_572_864);
+    let input = runner_configmap_of_size(limit + 1);
+    let err = runner_patch::patch(&input, &spec()).unwrap_err();
+    assert!(
+        matches!(err, runner_patch::error::Error::TooLarge { .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with("ConfigMap gitlab-test/gitlab-runner (document 3, line 29, gitlab-runner/templates/configmap.yaml): its YAML has 1572865 bytes, more than the 1.5 MiB (1572864 bytes)")
+            && message.contains("the Kubernetes API server stores no object that large"),
+        "{message}"
+    );
 }

@@ -794,12 +794,15 @@ impl Editor<'_> {
                 let lead = if empty { " " } else { "" };
                 let cut_end =
                     node.end + self.text[node.end..le].trim_end_matches(['\r', '\n']).len();
-                let lines = if style == ScalarStyle::Literal {
-                    self.keep_unchanged_lines(node, &block.lines)
+                let mut lines = if style == ScalarStyle::Literal {
+                    self.keep_unchanged_lines(node, block.lines)
                 } else {
                     block.lines
                 };
-                self.splice(node.start, cut_end, format!("{lead}{header}\n{lines}"));
+                // Put in front in the lines' own buffer: a block as large as the TOML is not
+                // copied once more.
+                lines.insert_str(0, &format!("{lead}{header}\n"));
+                self.splice(node.start, cut_end, lines);
                 return Ok(());
             }
             self.splice(node.start, node.end, json_quoted(s));
@@ -821,10 +824,10 @@ impl Editor<'_> {
     /// reads the same as one of the old block (matched in order, Myers), the old line's bytes are
     /// kept (a whitespace-only blank line stays whitespace-only), so only lines that changed
     /// differ. Applies when both blocks have the same content indentation.
-    fn keep_unchanged_lines(&self, node: &Node, new: &str) -> String {
+    fn keep_unchanged_lines(&self, node: &Node, new: String) -> String {
         let content_start = line_end(self.text, node.start);
         if content_start >= node.end {
-            return new.to_owned();
+            return new;
         }
         let old_raw: Vec<&str> = self.text[content_start..node.end]
             .split('\n')
@@ -839,9 +842,19 @@ impl Editor<'_> {
         };
         let indent = indent_of(&old_raw);
         if indent.is_none() || indent != indent_of(&new_raw) {
-            return new.to_owned();
+            drop(new_raw);
+            return new;
         }
         let indent = indent.unwrap_or(0);
+        // Only a whitespace-only line of the old block can differ in its bytes from the same line
+        // written anew (`new` writes a blank line empty): without one, `new` is the answer, and
+        // a large block is not diffed.
+        let blank_with_spaces =
+            |l: &&str| !l.is_empty() && l.len() <= indent && l.trim().is_empty();
+        if !old_raw.iter().any(blank_with_spaces) {
+            drop(new_raw);
+            return new;
+        }
         let old_text: Vec<&str> = old_raw.iter().map(|l| decode(l, indent)).collect();
         let new_text: Vec<&str> = new_raw.iter().map(|l| decode(l, indent)).collect();
         let mut out: Vec<&str> = Vec::with_capacity(new_raw.len());
@@ -1465,7 +1478,10 @@ fn literal_block(s: &str, indent: usize, indicator: usize) -> Option<Block> {
     }
     let pad = " ".repeat(indent);
     let body = s.strip_suffix('\n').unwrap_or(s);
-    let mut lines = String::with_capacity(body.len() + body.len() / 8 + indent);
+    // Sized exactly (an indentation per non-empty line), so that the buffer of a large block
+    // is never grown by copying.
+    let indented = body.split('\n').filter(|l| !l.is_empty()).count();
+    let mut lines = String::with_capacity(body.len() + indented * indent);
     for (i, l) in body.split('\n').enumerate() {
         if i > 0 {
             lines.push('\n');

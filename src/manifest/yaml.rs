@@ -19,6 +19,18 @@ pub fn parse(text: &str) -> Result<Value, serde_saphyr::Error> {
     serde_saphyr::from_str_with_options(text, read_options())
 }
 
+/// Like [`parse`], refusing a document of more than `max_nodes` nodes (collections and scalars,
+/// keys included) while it is read, before it is all held: the parsed value costs a few hundred
+/// bytes per node, so a node limit bounds its memory where a limit on the text cannot (`[a,a,…]`
+/// is a node per two bytes).
+pub fn parse_with_node_limit(text: &str, max_nodes: usize) -> Result<Value, serde_saphyr::Error> {
+    let mut options = read_options();
+    if let Some(budget) = options.budget.as_mut() {
+        budget.max_nodes = max_nodes;
+    }
+    serde_saphyr::from_str_with_options(text, options)
+}
+
 /// Parses YAML, with budgets, into any deserializable type (used for the spec file).
 pub fn parse_as<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
     serde_saphyr::from_str_with_options(text, read_options())
@@ -64,6 +76,11 @@ pub fn shift_lines(message: &str, delta: usize) -> String {
     out
 }
 
+/// True when `err` is a breach of the node limit (also one met while expanding an alias).
+pub fn is_node_limit(err: &serde_saphyr::Error) -> bool {
+    matches!(budget_breach(err), Some(BudgetBreach::Nodes { .. }))
+}
+
 fn budget_breach(mut err: &serde_saphyr::Error) -> Option<&BudgetBreach> {
     loop {
         match err {
@@ -81,7 +98,10 @@ fn budget_words(breach: &BudgetBreach) -> String {
         BudgetBreach::Documents { .. } => {
             "more than one YAML document where one is expected (a `---` line starts another)".into()
         }
-        BudgetBreach::Nodes { .. } => "too large: more than 1,000,000 YAML nodes".into(),
+        BudgetBreach::Nodes { nodes } => format!(
+            "too large: more than {} YAML nodes",
+            thousands(nodes.saturating_sub(1))
+        ),
         BudgetBreach::Events { .. } => "too large: more than 2,000,000 YAML parser events".into(),
         BudgetBreach::Depth { .. } => "nested more than 256 levels deep".into(),
         BudgetBreach::RecordedAnchorEvents { .. } | BudgetBreach::RecordedAnchorBytes { .. } => {
@@ -93,6 +113,19 @@ fn budget_words(breach: &BudgetBreach) -> String {
         BudgetBreach::ScalarBytes { .. } => "more than 64 MiB of scalar text".into(),
         _ => "exceeds one of runner-patch's size limits for a parsed document".into(),
     }
+}
+
+/// `n` with a comma between groups of three digits (`1,000,000`).
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Emits `value` as one YAML document (no leading `---`), safe for Go readers.
@@ -109,9 +142,9 @@ pub fn emit(value: &Value) -> Result<String, String> {
     }
 }
 
-/// Budgets for the few documents that are parsed (runner candidates, the spec). A real runner
-/// Deployment or ConfigMap has a few thousand nodes; these limits are two orders of magnitude above
-/// that and keep an alias bomb to well under a second and ~100 MB. Documented in the README.
+/// Budgets for the few documents that are parsed (the spec, the read-back of an edit; runner
+/// candidates with a tighter node limit, see [`parse_with_node_limit`]). These limits keep an
+/// alias bomb to well under a second and ~100 MB. Documented in docs/robustness.md.
 fn read_options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_documents = 1;
@@ -188,6 +221,26 @@ mod tests {
         assert!(text.contains("e: |-\n"), "{text}");
         assert!(!text.contains("a: on\n"), "{text}");
         assert_eq!(parse(&text).unwrap(), v);
+    }
+
+    #[test]
+    fn a_node_limit_is_said_with_its_number() {
+        let err = parse_with_node_limit("[a, a, a, a]\n", 3).unwrap_err();
+        assert!(
+            describe_error(&err)
+                .0
+                .contains("too large: more than 3 YAML nodes"),
+            "{}",
+            describe_error(&err).0
+        );
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(20_000), "20,000");
+        assert_eq!(thousands(999), "999");
+        assert!(is_node_limit(&err));
+        assert!(parse_with_node_limit("[a, a]\n", 3).is_ok());
+        // Nodes an alias repeats count too.
+        let err = parse_with_node_limit("a: &x [b, c]\nd: [*x, *x, *x]\n", 12).unwrap_err();
+        assert!(is_node_limit(&err));
     }
 
     #[test]

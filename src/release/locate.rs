@@ -294,9 +294,40 @@ fn declared_kind(body: &str) -> Option<&str> {
     word.then_some(value)
 }
 
-/// Parses a candidate document; an error names the document and never quotes a Secret.
+/// The largest document runner-patch reads to edit: 1.5 MiB of YAML, etcd's default request
+/// limit, so the API server could not store a larger object anyway (and a ConfigMap's data is
+/// limited to 1 MiB). Checked on the text, before any of it is parsed.
+pub const MAX_TARGET_BYTES: usize = 3 << 19;
+
+/// The most YAML nodes (collections and scalars, keys included) read in a document to edit. The
+/// chart's Deployment has about 150 and its ConfigMap about 20; a Deployment with 2,000 `env`
+/// entries has about 10,000. Each node costs a few hundred bytes in each of the copies an edit
+/// holds (the value read, the value patched, the editor's tree and the read-back), so this, not
+/// the text limit, bounds the memory of a dense document such as `[a,a,a,…]` (docs/robustness.md).
+pub const MAX_TARGET_NODES: usize = 20_000;
+
+/// Parses a candidate document; an error names the document and never quotes a Secret. A
+/// document over [`MAX_TARGET_BYTES`] or [`MAX_TARGET_NODES`] is refused, named from its text.
 pub fn parse_doc(doc: &Doc<'_>) -> Result<Value, Error> {
-    yaml::parse(doc.yaml).map_err(|e| {
+    if doc.yaml.len() > MAX_TARGET_BYTES {
+        return Err(Error::TooLarge {
+            doc: Box::new(text_ref(doc)),
+            message: format!(
+                "its YAML has {} bytes, more than the 1.5 MiB ({MAX_TARGET_BYTES} bytes) runner-patch reads in a document it may edit (its text has the marks of a runner ConfigMap or Deployment); the Kubernetes API server stores no object that large (etcd's default request limit), so it is refused before it is read",
+                doc.yaml.len()
+            ),
+        });
+    }
+    yaml::parse_with_node_limit(doc.yaml, MAX_TARGET_NODES).map_err(|e| {
+        if yaml::is_node_limit(&e) {
+            return Error::TooLarge {
+                doc: Box::new(text_ref(doc)),
+                message: format!(
+                    "more than {} YAML nodes (collections and scalars, an alias counting as the nodes it repeats), the most runner-patch reads in a document it may edit (a runner Deployment has a few hundred); refused while reading, so that a huge document cannot exhaust memory",
+                    yaml::thousands(MAX_TARGET_NODES)
+                ),
+            };
+        }
         let (message, position) = yaml::describe_error(&e);
         let kind = guess_kind(doc.body);
         // Never echo anything from what may be a Secret.
@@ -313,6 +344,81 @@ pub fn parse_doc(doc: &Doc<'_>) -> Result<Value, Error> {
             message,
         }
     })
+}
+
+/// The reference of a document that is not parsed: kind, namespace and name read from its text
+/// (the top-level `kind:` line and the `name:` and `namespace:` lines of its `metadata:` block),
+/// each left out when the text does not say it plainly.
+fn text_ref(doc: &Doc<'_>) -> DocRef {
+    let (namespace, name) = metadata_from_text(doc.body);
+    DocRef {
+        index: doc.index,
+        line: doc.line,
+        kind: declared_kind(doc.body).unwrap_or("document").to_owned(),
+        namespace,
+        name: name.unwrap_or_default(),
+        source: doc.source_comment().map(str::to_owned),
+    }
+}
+
+/// `(namespace, name)` from a block-style `metadata:` mapping at column 0: its first-level
+/// `namespace:` and `name:` lines with a plain or quoted one-line value.
+fn metadata_from_text(body: &str) -> (Option<String>, Option<String>) {
+    let start = if body.starts_with("metadata:") {
+        0
+    } else {
+        match memmem::find(body.as_bytes(), b"\nmetadata:") {
+            Some(i) => i + 1,
+            None => return (None, None),
+        }
+    };
+    let (mut namespace, mut name) = (None, None);
+    let mut child_indent = None;
+    for line in body[start..].lines().skip(1) {
+        let content = line.trim_start_matches(' ');
+        if content.trim().is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - content.len();
+        if indent == 0 {
+            break;
+        }
+        if *child_indent.get_or_insert(indent) != indent {
+            continue;
+        }
+        let slot = if let Some(v) = content.strip_prefix("namespace:") {
+            (&mut namespace, v)
+        } else if let Some(v) = content.strip_prefix("name:") {
+            (&mut name, v)
+        } else {
+            continue;
+        };
+        *slot.0 = plain_value(slot.1);
+        if namespace.is_some() && name.is_some() {
+            break;
+        }
+    }
+    (namespace, name)
+}
+
+/// A one-line scalar written plainly or in quotes, without a trailing comment; None for any
+/// other shape (a block, a flow collection, an alias, a tag).
+fn plain_value(text: &str) -> Option<String> {
+    let mut value = text.trim();
+    if let Some(i) = value.find(" #") {
+        value = value[..i].trim_end();
+    }
+    for quote in ['"', '\''] {
+        if let Some(inner) = value
+            .strip_prefix(quote)
+            .and_then(|v| v.strip_suffix(quote))
+        {
+            return (!inner.contains(['"', '\'', '\\'])).then(|| inner.to_owned());
+        }
+    }
+    let plain =
+        !value.is_empty() && !value.starts_with(['{', '[', '|', '>', '&', '*', '!', '"', '\'']);
+    plain.then(|| value.to_owned())
 }
 
 /// The top-level `kind:` of a document that could not be parsed, from its text.
@@ -455,7 +561,7 @@ fn selects(selector: Option<&Selector>, v: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{declared_kind, runner_container};
+    use super::{declared_kind, metadata_from_text, runner_container};
     use serde_json::json;
 
     #[test]
@@ -483,6 +589,29 @@ mod tests {
         assert_eq!(
             runner_container(&[twin, runner], Some("gitlab-runner")),
             Some(1)
+        );
+    }
+
+    #[test]
+    fn names_a_document_from_its_metadata_lines() {
+        assert_eq!(
+            metadata_from_text(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels:\n    name: no\n  # c\n  name: gitlab-runner # c\n  namespace: \"gitlab-test\"\ndata: {}\n"
+            ),
+            (Some("gitlab-test".into()), Some("gitlab-runner".into()))
+        );
+        assert_eq!(
+            metadata_from_text("metadata:\n  name: x\nspec:\n  namespace: y\n"),
+            (None, Some("x".into()))
+        );
+        assert_eq!(
+            metadata_from_text("metadata: {name: x}\nname: y\n"),
+            (None, None)
+        );
+        assert_eq!(metadata_from_text("kind: List\n"), (None, None));
+        assert_eq!(
+            metadata_from_text("metadata:\n  name: *a\n  namespace: '\\'\n"),
+            (None, None)
         );
     }
 

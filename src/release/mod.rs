@@ -6,6 +6,7 @@ pub mod locate;
 mod patch;
 pub mod pod;
 pub mod register;
+mod repeats;
 pub mod toml;
 pub mod trust;
 

@@ -17,6 +17,7 @@ use crate::manifest::{edit, yaml};
 use crate::release::configmaps::StreamConfigMaps;
 use crate::release::env::RunnerEnv;
 use crate::release::locate::{Found, Parsed, Release};
+use crate::release::repeats::Repeats;
 use crate::release::toml::{TomlFailure, TomlPatch};
 use crate::release::{pod, register, toml, trust};
 use crate::spec::{self, CompiledPatch};
@@ -162,9 +163,11 @@ pub(crate) fn patch(
     // The pods roll when the runner TOML or any certificate they mount changes.
     let checksum = (new_cm.is_some() || !plan.trust.generated.is_empty())
         .then(|| checksum(&cm.value, new_cm.as_ref(), &plan.trust.generated));
-    if let Some(change) = &new_cm {
-        let mut intended = cm.value.clone();
-        intended["data"][change.key] = Value::String(change.text.clone());
+    if let Some(change) = new_cm {
+        // The new TOML moves into the intended value, and the old one is not copied: a TOML at
+        // the size limit is held once here, not three times.
+        let mut intended = clone_without(&cm.value, change.key);
+        intended["data"][change.key] = Value::String(change.text);
         out.rewritten.push((
             release.configmap,
             edit_in_place(cm_doc, &cm.value, &intended, &cm.doc_ref)?,
@@ -449,30 +452,25 @@ fn chart_toml_warnings(
     cm: &Parsed,
     cm_doc: &Doc<'_>,
     key: &str,
-    notes: Vec<register::TomlNote>,
-) -> impl Iterator<Item = String> {
-    let scalar_line = if notes.iter().any(|n| n.line.is_some()) {
-        block_scalar_line(cm_doc, key)
-    } else {
-        None
-    };
-    let doc_ref = cm.doc_ref.clone();
-    let key = key.to_owned();
-    notes.into_iter().map(move |note| {
-        let position = note
-            .line
-            .map(|line| {
-                let stream = scalar_line
-                    .map(|l| format!(", stream line {}", l + line))
-                    .unwrap_or_default();
-                format!(" (TOML line {line}{stream})")
-            })
-            .unwrap_or_default();
-        format!(
-            "{doc_ref} data[{key:?}] {}{position}: {}",
-            note.path, note.message
-        )
-    })
+    notes: Repeats<register::TomlNote>,
+) -> Vec<String> {
+    let scalar_line = block_scalar_line(cm_doc, key);
+    let prefix = format!("{} data[{key:?}] ", cm.doc_ref);
+    notes.finish(
+        |note| {
+            let position = note
+                .line
+                .map(|line| {
+                    let stream = scalar_line
+                        .map(|l| format!(", stream line {}", l + line))
+                        .unwrap_or_default();
+                    format!(" (TOML line {line}{stream})")
+                })
+                .unwrap_or_default();
+            format!("{prefix}{}{position}: {}", note.path, note.message)
+        },
+        &prefix,
+    )
 }
 
 /// The key of the chart's template TOML.
@@ -552,9 +550,16 @@ fn patch_configmap(
             });
         }
     };
-    let mut notes = Vec::new();
-    let applied =
-        parsed.and_then(|toml| toml.apply(patch, |part| notes.extend(checks.notes(key, part))));
+    // Collapsed as they come: a warning repeated for each of many entries is said a few times.
+    let mut notes = Repeats::default();
+    let applied = parsed.and_then(|toml| {
+        toml.apply(patch, |part| {
+            for note in checks.notes(key, part) {
+                let text = note.to_string();
+                notes.push(note, &text);
+            }
+        })
+    });
     if patch.is_empty() {
         // Only the checks ran: a TOML the patch leaves alone is not refused here, and what was
         // checked before a piece it stopped at is still said.
@@ -607,21 +612,30 @@ fn block_scalar_line(doc: &Doc<'_>, key: &str) -> Option<usize> {
 /// formatting (Helm 3 text and Helm 4's re-serialized input give the same value), so repeated
 /// runs agree.
 fn checksum(configmap: &Value, change: Option<&ConfigMapChange>, generated: &[Value]) -> String {
-    let changed = change.map(|c| (c.key, Value::String(c.text.clone())));
-    let mut canonical: BTreeMap<String, BTreeMap<&str, &Value>> = BTreeMap::new();
+    // Serialized as JSON straight into the digest (the same bytes as a JSON text of
+    // `canonical`, without holding them), the new TOML borrowed, not copied.
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Data<'v> {
+        Value(&'v Value),
+        Text(&'v str),
+    }
+    let mut canonical: BTreeMap<String, BTreeMap<&str, Data<'_>>> = BTreeMap::new();
     for field in ["data", "binaryData"] {
         if let Some(map) = configmap.get(field).and_then(Value::as_object) {
             canonical.insert(
                 field.to_owned(),
-                map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+                map.iter()
+                    .map(|(k, v)| (k.as_str(), Data::Value(v)))
+                    .collect(),
             );
         }
     }
-    if let Some((key, text)) = &changed {
+    if let Some(c) = change {
         canonical
             .entry("data".to_owned())
             .or_default()
-            .insert(key, text);
+            .insert(c.key, Data::Text(&c.text));
     }
     // Certificates the pods mount: a renewed certificate rolls them too.
     for g in generated {
@@ -632,15 +646,54 @@ fn checksum(configmap: &Value, change: Option<&ConfigMapChange>, generated: &[Va
         if let Some(map) = g.get("data").and_then(Value::as_object) {
             canonical.insert(
                 format!("generated/{name}"),
-                map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+                map.iter()
+                    .map(|(k, v)| (k.as_str(), Data::Value(v)))
+                    .collect(),
             );
         }
     }
-    let bytes = serde_json::to_vec(&canonical).expect("JSON serializes");
-    Sha256::digest(&bytes)
+    let mut digest = Digesting(Sha256::new());
+    serde_json::to_writer(&mut digest, &canonical).expect("JSON serializes");
+    digest
+        .0
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A writer that feeds a digest.
+struct Digesting(Sha256);
+
+impl std::io::Write for Digesting {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A copy of the ConfigMap `value` without `data[key]` (null in its place, keeping the key's
+/// position), to be filled with the new text: the old text, as large as the TOML, is not copied.
+fn clone_without(value: &Value, key: &str) -> Value {
+    let Value::Object(fields) = value else {
+        return value.clone();
+    };
+    let copy = fields.iter().map(|(field, v)| {
+        let v = match v {
+            Value::Object(data) if field == "data" => Value::Object(
+                data.iter()
+                    .map(|(k, v)| (k.clone(), if k == key { Value::Null } else { v.clone() }))
+                    .collect(),
+            ),
+            _ => v.clone(),
+        };
+        (field.clone(), v)
+    });
+    Value::Object(copy.collect())
 }
 
 /// The document's text edited in place so that it reads as `after` (see [`edit::rewrite`]); its
@@ -670,8 +723,14 @@ fn edit_in_place(
             None => e.message,
         },
     })?;
-    let body = body.as_deref().unwrap_or(doc.yaml);
-    Ok([doc.head, body, doc.after_yaml()].concat())
+    // The head and tail go around the edited YAML in its own buffer: one copy of a large
+    // document, not two.
+    let mut text = body.unwrap_or_else(|| doc.yaml.to_owned());
+    let tail = doc.after_yaml();
+    text.reserve_exact(doc.head.len() + tail.len());
+    text.insert_str(0, doc.head);
+    text.push_str(tail);
+    Ok(text)
 }
 
 /// `Kind ns/name` for change lines.

@@ -163,3 +163,56 @@ pub(crate) fn helm_cmd(helm: &Path, home: &Path) -> std::process::Command {
         .env_remove("RUNNER_PATCH_CONFIG");
     c
 }
+
+/// Runs `cmd` to completion and returns its output and its own peak RSS (KiB).
+///
+/// Measured through a small python3 parent: Linux carries the peak RSS of the process that
+/// execs into the new image's `maxrss`, and this test process (which holds other tests' large
+/// outputs) would otherwise leak its own peak into the child's figure. python3's own few MiB are
+/// the floor of what this reports.
+pub(crate) fn run_measured(
+    cmd: &mut std::process::Command,
+    input: &[u8],
+) -> (std::process::Output, i64) {
+    const PARENT: &str = "import resource, subprocess, sys\n\
+        code = subprocess.run(sys.argv[2:]).returncode\n\
+        open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n\
+        sys.exit(code if code >= 0 else 128 - code)\n";
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut measured = std::process::Command::new("python3");
+    measured
+        .arg("-c")
+        .arg(PARENT)
+        .arg(report.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        measured.current_dir(dir);
+    }
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => measured.env(key, v),
+            None => measured.env_remove(key),
+        };
+    }
+    let mut child = measured
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Fed from a thread, so that a child that answers before reading all of it cannot block us.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let max_rss_kib = std::fs::read_to_string(report.path())
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("python3 reported the peak RSS");
+    (out, max_rss_kib)
+}

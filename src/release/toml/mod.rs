@@ -27,6 +27,7 @@ use toml_edit::{Array, Document, Item, TableLike, Value};
 
 pub use crate::spec::fragment::Fragment;
 
+use crate::release::repeats::Repeats;
 use crate::spec::ConfigMapVolume;
 use crate::spec::validate::normalize_ip;
 use indent::Indent;
@@ -112,6 +113,28 @@ pub fn parsed_bytes() -> usize {
 /// costs (to about 20 MB); a real entry holds a few hundred tokens.
 const MAX_TOKENS_PER_PIECE: usize = 100_000;
 
+/// The largest runner TOML read or written: 1 MiB, what Kubernetes accepts as a ConfigMap's (or a
+/// Secret's) whole `data` (`MaxSecretSize`; it answers "Too long: must have at most 1048576
+/// bytes"). A larger TOML could never reach a runner, and holding to it keeps runner-patch's
+/// memory to a small multiple of its input (docs/robustness.md).
+pub const MAX_TOML_BYTES: usize = 1 << 20;
+
+/// The refusal of a TOML over [`MAX_TOML_BYTES`]: the chart's, of `Some(bytes)`, or the patched
+/// one (`None`: its building stops as soon as it passes the limit).
+fn too_large(read: Option<usize>) -> TomlFailure {
+    let what = match read {
+        Some(bytes) => format!("the TOML has {bytes} bytes, more than"),
+        None => "the patched TOML would be larger than".to_owned(),
+    };
+    TomlFailure {
+        line: None,
+        path: None,
+        message: format!(
+            "{what} the 1 MiB ({MAX_TOML_BYTES} bytes) Kubernetes accepts in a ConfigMap's data; refused rather than write a ConfigMap the API server would reject"
+        ),
+    }
+}
+
 /// A runner TOML cut at its `[[runners]]` headers (see `chunks`), read piece by piece: each
 /// piece is parsed once, shown to the caller's checks with its key positions, then edited and
 /// dropped, so memory stays proportional to the largest entry. The pieces up to the first
@@ -176,6 +199,9 @@ impl Part<'_> {
 impl<'t> RunnerToml<'t> {
     /// Cuts `text` into pieces and parses those up to its first `[[runners]]` entry.
     pub fn open(text: &'t str) -> Result<RunnerToml<'t>, TomlFailure> {
+        if text.len() > MAX_TOML_BYTES {
+            return Err(too_large(Some(text.len())));
+        }
         let mut toml = RunnerToml {
             text,
             pieces: chunks::split(text),
@@ -227,7 +253,8 @@ impl<'t> RunnerToml<'t> {
         mut inspect: impl FnMut(&Part<'_>),
     ) -> Result<Applied, TomlFailure> {
         let RunnerToml { text, pieces, head } = self;
-        let mut warnings = Vec::new();
+        // Collapsed as they come (one per entry would grow with the TOML).
+        let mut warnings = Repeats::default();
         let mut out = String::new();
         let mut changed = false;
         let mut runners_seen = 0;
@@ -267,6 +294,10 @@ impl<'t> RunnerToml<'t> {
                     }
                     None => out.push_str(piece_text),
                 }
+                // Stopped as soon as it grows past the limit, so the text never gets larger.
+                if out.len() > MAX_TOML_BYTES {
+                    return Err(too_large(None));
+                }
             }
             previous = Some(place);
         }
@@ -279,7 +310,7 @@ impl<'t> RunnerToml<'t> {
         }
         Ok(Applied {
             text: (changed && out != text).then_some(out),
-            warnings,
+            warnings: warnings.finish(|w| w, ""),
         })
     }
 }
@@ -379,7 +410,7 @@ fn apply_piece(
     place: &Place,
     patch: &TomlPatch,
     spelled_twice: bool,
-    warnings: &mut Vec<String>,
+    warnings: &mut Repeats<String>,
 ) -> Result<Option<String>, TomlFailure> {
     let Place {
         first_line,
@@ -439,7 +470,7 @@ fn patch_runner(
     runner: &mut Node<'_>,
     patch: &TomlPatch,
     index: usize,
-    warnings: &mut Vec<String>,
+    warnings: &mut Repeats<String>,
 ) -> Result<(), TomlFailure> {
     let base = format!("runners[{index}]");
     let indent = runner.indent(&Indent::root());
@@ -461,7 +492,7 @@ fn patch_entry(
     patch: &TomlPatch,
     base: &str,
     indent: &Indent,
-    warnings: &mut Vec<String>,
+    warnings: &mut Repeats<String>,
 ) -> Result<(), TomlFailure> {
     if let Some(fragment) = &patch.fragment {
         merge::merge(runner, fragment.runner(), indent, base, false)?;

@@ -7,13 +7,14 @@ use toml_edit::Value;
 use super::indent::Indent;
 use super::node::Node;
 use super::{TomlFailure, TomlPatch, string_array};
+use crate::release::repeats::Repeats;
 
 pub(super) fn set(
     k8s: &mut Node<'_>,
     patch: &TomlPatch,
     indent: &Indent,
     path: &str,
-    warnings: &mut Vec<String>,
+    warnings: &mut Repeats<String>,
 ) -> Result<(), TomlFailure> {
     for (field, wanted) in [
         ("pull_policy", &patch.pull_policy),
@@ -29,7 +30,10 @@ pub(super) fn set(
     let allowed = k8s.value("allowed_pull_policies").map(policy_list);
     match (configured, allowed) {
         (Some(configured), Some(allowed)) => {
-            if let Some(p) = configured.iter().find(|p| !p.is_empty() && !allowed.contains(p)) {
+            if let Some(p) = configured
+                .iter()
+                .find(|p| !p.is_empty() && !allowed.contains(p))
+            {
                 let key = k8s
                     .find("allowed_pull_policies", false)
                     .unwrap_or_else(|| "allowed_pull_policies".into());
@@ -42,9 +46,13 @@ pub(super) fn set(
                 });
             }
         }
-        (None, Some(_)) if !patch.pull_policy_from_env => warnings.push(format!(
-            "{path}: allowed_pull_policies is set but pull_policy is not; jobs without their own pull_policy will fail (gitlab-org/gitlab#479766)"
-        )),
+        (None, Some(_)) if !patch.pull_policy_from_env => {
+            let warning = format!(
+                "{path}: allowed_pull_policies is set but pull_policy is not; jobs without their own pull_policy will fail (gitlab-org/gitlab#479766)"
+            );
+            let text = warning.clone();
+            warnings.push(warning, &text);
+        }
         _ => {}
     }
     Ok(())
