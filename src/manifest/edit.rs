@@ -1192,7 +1192,10 @@ impl Editor<'_> {
 
     /// Inserts whole lines after the line holding `after` (the end of a node's content).
     fn insert_lines(&mut self, after: usize, lines: Vec<String>) {
-        let at = line_end(self.text, after);
+        let col = lines
+            .first()
+            .map_or(0, |l| l.len() - l.trim_start_matches(' ').len());
+        let at = self.past_deeper_comments(line_end(self.text, after), col);
         let mut text = lines.join("\n");
         if at == self.text.len() && !self.text.ends_with('\n') {
             text.insert(0, '\n');
@@ -1200,6 +1203,28 @@ impl Editor<'_> {
             text.push('\n');
         }
         self.splice(at, at, text);
+    }
+
+    /// Where new lines at column `col` go when `at` is the end of the node they follow: past
+    /// comment lines indented deeper than `col` (and blank lines before such a comment). Those
+    /// comments belong to what comes before, and in front of a new block scalar they would be
+    /// read as its content.
+    fn past_deeper_comments(&self, at: usize, col: usize) -> usize {
+        let mut end = at;
+        let mut probe = at;
+        while probe < self.text.len() {
+            let next = line_end(self.text, probe);
+            let line = self.text[probe..next].trim_end_matches(['\r', '\n']);
+            let trimmed = line.trim_start_matches(' ');
+            let indent = line.len() - trimmed.len();
+            if trimmed.starts_with('#') && indent > col {
+                end = next;
+            } else if !trimmed.trim().is_empty() {
+                break;
+            }
+            probe = next;
+        }
+        end
     }
 
     fn splice(&mut self, start: usize, end: usize, text: String) {
@@ -1718,6 +1743,26 @@ mod tests {
         let out = edit(body, |v| v["data"]["t"] = json!("\tcr\r\nz\u{2028}\n"));
         assert_eq!(out, "data:\n  t: \"\\tcr\\r\\nz\\u2028\\n\"\n");
     }
+    /// A comment indented deeper than a new key stays in front of it: behind a new block
+    /// scalar it would be read as the block's content (found by tests/edit_properties.rs).
+    #[test]
+    fn new_block_goes_past_a_deeper_comment() {
+        let body = "k0:\n  - |+\n    line 0\n  # after the block\n\nnext: 1\n";
+        let out = edit(body, |v| v["k-18"] = json!("two\nlines"));
+        assert_eq!(
+            out,
+            "k0:\n  - |+\n    line 0\n  # after the block\n\nnext: 1\nk-18: |-\n  two\n  lines\n"
+        );
+        // A comment at the new item's own column is left where it is.
+        let out = edit(body, |v| {
+            v["k0"].as_array_mut().unwrap().push(json!("x\ny"))
+        });
+        assert_eq!(
+            out,
+            "k0:\n  - |+\n    line 0\n  - \"x\\ny\"\n  # after the block\n\nnext: 1\n"
+        );
+    }
+
     /// A keep-chomped block (`|+`, `>+`, `|2+`) owns its trailing blank lines: whatever is
     /// inserted after it goes after them, so that it reads the same (issue 12, gap 6).
     #[test]

@@ -309,12 +309,12 @@ pub const MAX_TARGET_NODES: usize = 20_000;
 /// Parses a candidate document; an error names the document and never quotes a Secret. A
 /// document over [`MAX_TARGET_BYTES`] or [`MAX_TARGET_NODES`] is refused, named from its text.
 pub fn parse_doc(doc: &Doc<'_>) -> Result<Value, Error> {
-    if doc.yaml.len() > MAX_TARGET_BYTES {
+    if doc.body.len() > MAX_TARGET_BYTES {
         return Err(Error::TooLarge {
             doc: Box::new(text_ref(doc)),
             message: format!(
                 "its YAML has {} bytes, more than the 1.5 MiB ({MAX_TARGET_BYTES} bytes) runner-patch reads in a document it may edit (its text has the marks of a runner ConfigMap or Deployment); the Kubernetes API server stores no object that large (etcd's default request limit), so it is refused before it is read",
-                doc.yaml.len()
+                doc.body.len()
             ),
         });
     }
