@@ -694,14 +694,62 @@ pub fn job_namespace(
     }
 }
 
+/// The template's `executor` (first `[[runners]]`), where it is: `register` uses it when
+/// `RUNNER_EXECUTOR` is unset or empty (mergo fills a zero value from the template).
+#[derive(Debug, Clone)]
+pub struct TemplateExecutor {
+    pub name: String,
+    /// The runner ConfigMap and its data key.
+    pub configmap: DocRef,
+    pub key: String,
+    pub position: Option<crate::error::TomlPosition>,
+}
+
+/// The executor `register` ends up with, and whether `RUNNER_EXECUTOR` gave it (then the
+/// template's `executor` is ignored) or the template did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executor {
+    pub name: String,
+    pub from_env: bool,
+}
+
+/// The executor `register` uses for the runner container: a non-empty `RUNNER_EXECUTOR`, else
+/// (unset or `""`, the zero value mergo fills) the template's `executor`; `None` when it cannot
+/// be read offline or nothing sets it.
+pub fn executor(env: &RunnerEnv, template: Option<&str>) -> Option<Executor> {
+    let from_template = || {
+        template.filter(|t| !t.is_empty()).map(|t| Executor {
+            name: t.to_owned(),
+            from_env: false,
+        })
+    };
+    match env.lookup(EXECUTOR_ENV) {
+        Lookup::Set(Var {
+            value: EnvValue::Literal(executor),
+            ..
+        }) if !executor.is_empty() => Some(Executor {
+            name: executor.clone(),
+            from_env: true,
+        }),
+        Lookup::Set(Var {
+            value: EnvValue::Literal(_),
+            ..
+        })
+        | Lookup::Unset => from_template(),
+        _ => None,
+    }
+}
+
 /// With an executor other than kubernetes, `register` keeps no `[runners.kubernetes]`: the host
 /// aliases, volumes and pull policies runner-patch writes there would never reach the runner, so
-/// such a release is refused rather than patched for nothing. An executor that cannot be read
-/// offline (a Secret, a ConfigMap not in the stream) is a warning.
+/// such a release is refused rather than patched for nothing. The executor is `RUNNER_EXECUTOR`
+/// unless that is unset or empty, then the template's (see [`executor`]). One that cannot be
+/// read offline (a Secret, a ConfigMap not in the stream) is a warning.
 pub fn check_executor(
     env: &RunnerEnv,
     doc: &DocRef,
     patch: &TomlPatch,
+    template: Option<&TemplateExecutor>,
 ) -> Result<Option<String>, Error> {
     let writes_kubernetes = !patch.host_aliases.is_empty()
         || !patch.config_map_volumes.is_empty()
@@ -726,7 +774,7 @@ pub fn check_executor(
             value: EnvValue::Literal(executor),
             origin,
             via,
-        }) => {
+        }) if !executor.is_empty() => {
             if executor == runner::KUBERNETES_EXECUTOR {
                 return Ok(None);
             }
@@ -763,23 +811,30 @@ pub fn check_executor(
             sources.join(", "),
             runner::KUBERNETES_EXECUTOR,
         ))),
-        _ => Ok(None),
+        // Unset or empty: mergo fills the executor from the template.
+        _ => match template {
+            Some(t) if !t.name.is_empty() && t.name != runner::KUBERNETES_EXECUTOR => {
+                let unset = match env.lookup(EXECUTOR_ENV) {
+                    Lookup::Set(var) => format!("is empty ({})", env.field(&var.origin)),
+                    _ => format!("is not set on {}", env.container_path),
+                };
+                Err(Error::Toml {
+                    doc: Box::new(t.configmap.clone()),
+                    key: t.key.clone(),
+                    toml_path: Some("runners[0].executor".into()),
+                    position: t.position.clone(),
+                    message: format!(
+                        "executor is {:?} and RUNNER_EXECUTOR of {doc} {unset}, so register takes the template's executor: {consequence}",
+                        t.name
+                    ),
+                })
+            }
+            _ => Ok(None),
+        },
     }
 }
 
 const EXECUTOR_ENV: &str = "RUNNER_EXECUTOR";
-
-/// The executor `register` uses for the runner container: its `RUNNER_EXECUTOR` env var, when
-/// it can be read.
-pub fn executor(env: &RunnerEnv) -> Option<String> {
-    match env.lookup(EXECUTOR_ENV) {
-        Lookup::Set(Var {
-            value: EnvValue::Literal(executor),
-            ..
-        }) => Some(executor.clone()),
-        _ => None,
-    }
-}
 
 /// Warnings for keys of the chart's runner TOML that the runner does not know (it ignores them
 /// silently) or cannot read (wrong type, a value outside an enum), matched case-insensitively as
@@ -931,17 +986,21 @@ fn overwritten(path: &str, writes: &[Write]) -> bool {
     })
 }
 
-/// Warnings for what `register` with `executor` discards from the chart's template TOML.
-pub fn template_warnings(doc: &Document<&str>, executor: Option<&str>) -> Vec<TomlNote> {
-    if executor != Some(runner::KUBERNETES_EXECUTOR) {
+/// Warnings for what `register` with `executor` discards from the chart's template TOML (its
+/// `executor` only when `RUNNER_EXECUTOR` gave the executor: otherwise it is the one used).
+pub fn template_warnings(doc: &Document<&str>, executor: Option<&Executor>) -> Vec<TomlNote> {
+    let Some(executor) = executor.filter(|e| e.name == runner::KUBERNETES_EXECUTOR) else {
         return Vec::new();
-    }
+    };
     let Some(Item::ArrayOfTables(runners)) = doc.get("runners") else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for (i, t) in runners.iter().enumerate() {
         for (key, message) in runner::discarded(t) {
+            if !executor.from_env && go_case::equal_fold(&key, "executor") {
+                continue;
+            }
             let path = format!("runners[{i}].{key}");
             out.push(TomlNote {
                 line: line_of_path(doc, &path),
@@ -1380,7 +1439,11 @@ namespace = \"from-spec\"\n",
     fn chart_template_sections_register_discards() {
         let doc = Document::parse("[[runners]]\n  url = \"https://x\"\n  [runners.docker]\n    image = \"a\"\n  [runners.kubernetes]\n    image = \"b\"\n")
             .unwrap();
-        let found = template_warnings(&doc, Some("kubernetes"));
+        let kubernetes = |from_env| Executor {
+            name: "kubernetes".into(),
+            from_env,
+        };
+        let found = template_warnings(&doc, Some(&kubernetes(true)));
         assert_eq!(found.len(), 2, "{found:#?}");
         assert_eq!(found[0].line, Some(2));
         assert!(
@@ -1390,6 +1453,17 @@ namespace = \"from-spec\"\n",
             "{found:#?}"
         );
         assert_eq!(found[1].line, Some(3));
-        assert!(template_warnings(&doc, Some("docker")).is_empty());
+        let docker = Executor {
+            name: "docker".into(),
+            from_env: true,
+        };
+        assert!(template_warnings(&doc, Some(&docker)).is_empty());
+        // From the template, the template's own `executor` is the one used: no warning for it.
+        let doc = Document::parse("[[runners]]\n  executor = \"kubernetes\"\n  [runners.docker]\n")
+            .unwrap();
+        assert_eq!(template_warnings(&doc, Some(&kubernetes(true))).len(), 2);
+        let found = template_warnings(&doc, Some(&kubernetes(false)));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].path.ends_with("docker"), "{found:#?}");
     }
 }
