@@ -472,7 +472,7 @@ fn effective_policies<'e>(
     match env.lookup(name) {
         // An empty value leaves the list empty, and the template fills it.
         Lookup::Set(var) => match &var.value {
-            EnvValue::Literal(text) if text.trim().is_empty() => from_toml(),
+            EnvValue::Literal(text) if text.is_empty() => from_toml(),
             EnvValue::Literal(text) => Effective::Known(Some((env_list(text), Some(var)))),
             EnvValue::Unknown(_) => Effective::Unknown(var),
         },
@@ -519,7 +519,11 @@ fn reads_as(value: &EnvValue, kind: EnvKind, wanted: &Json) -> bool {
         return false;
     };
     match kind {
-        EnvKind::String | EnvKind::Int | EnvKind::Bool | EnvKind::Duration if text.is_empty() => {
+        // Every scalar's and a list's zero value (an empty list, as `effective_policies` and
+        // `pull_policy_from_env` read it too): the template fills it.
+        EnvKind::String | EnvKind::Int | EnvKind::Bool | EnvKind::Duration | EnvKind::List
+            if text.is_empty() =>
+        {
             true
         }
         EnvKind::Bool => match go_bool(text) {
@@ -1205,6 +1209,14 @@ mod tests {
             ..TomlPatch::default()
         };
         let w = writes(&patch);
+        // An empty list env var is an empty list: the written pull policies apply.
+        let pull = writes(&pull(&["if-not-present"]));
+        for mode in [EnvConflicts::Refuse, EnvConflicts::Replace] {
+            let d = deployment(json!([{"name": "KUBERNETES_PULL_POLICY", "value": ""}]));
+            let plan = check(&d, &pull, mode).unwrap();
+            assert_eq!(plan.edits, [], "{mode:?}");
+            assert!(!plan.pull_policy_from_env);
+        }
         for zero in ["false", "0", "f", "FALSE", ""] {
             let d = deployment(json!([{"name": "KUBERNETES_PRIVILEGED", "value": zero}]));
             assert!(check(&d, &w, EnvConflicts::Refuse).is_ok(), "{zero:?}");
