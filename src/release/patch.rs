@@ -87,20 +87,19 @@ pub(crate) fn patch(
     };
     // The template's `executor`: register's when RUNNER_EXECUTOR is unset or empty.
     let template_executor = match &source {
-        TomlSource::Found {
-            key,
-            doc: Ok(doc),
-        } if through_register => doc.runner_value("executor").and_then(|(value, line)| {
-            Some(register::TemplateExecutor {
-                name: value.as_str()?.to_owned(),
-                configmap: cm.doc_ref.clone(),
-                key: (*key).to_owned(),
-                position: line.map(|line| TomlPosition {
-                    line,
-                    stream_line: block_scalar_line(cm_doc, key).map(|l| l + line),
-                }),
+        TomlSource::Found { key, doc: Ok(doc) } if through_register => {
+            doc.runner_value("executor").and_then(|(value, line)| {
+                Some(register::TemplateExecutor {
+                    name: value.as_str()?.to_owned(),
+                    configmap: cm.doc_ref.clone(),
+                    key: (*key).to_owned(),
+                    position: line.map(|line| TomlPosition {
+                        line,
+                        stream_line: block_scalar_line(cm_doc, key).map(|l| l + line),
+                    }),
+                })
             })
-        }),
+        }
         _ => None,
     };
     // The runner container's environment as Kubernetes builds it, which register reads.

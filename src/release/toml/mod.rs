@@ -228,7 +228,10 @@ impl<'t> RunnerToml<'t> {
             let before = &part.doc.raw().as_bytes()[..span.start.min(part.doc.raw().len())];
             part.line(1 + memchr::memchr_iter(b'\n', before).count())
         });
-        Some((crate::spec::fragment::item_to_json(first.get(&found)?), line))
+        Some((
+            crate::spec::fragment::item_to_json(first.get(&found)?),
+            line,
+        ))
     }
 
     /// Applies `patch` to every `[[runners]]` entry, piece by piece; `inspect` sees each piece
