@@ -157,6 +157,20 @@ pub(crate) fn patch(
         None => register::EnvPlan::default(),
     };
     release_toml.pull_policy_from_env = env.pull_policy_from_env;
+    // Flags on the register command line beat the template too (chart 0.52).
+    if through_register
+        && let Some(script) = cm
+            .value
+            .pointer(&format!("/data/{}", crate::release::flags::SCRIPT_KEY))
+            .and_then(Value::as_str)
+    {
+        out.warnings.extend(register::check_flags(
+            &crate::release::flags::read(script),
+            &cm.doc_ref,
+            &writes,
+            spec.env_conflicts,
+        )?);
+    }
     let executor = runner_env.as_ref().and_then(|env| {
         register::executor(env, template_executor.as_ref().map(|t| t.name.as_str()))
     });

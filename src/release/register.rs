@@ -24,6 +24,7 @@ use toml_edit::{Document, Item, Value};
 
 use crate::error::{DocRef, Error};
 use crate::release::env::{Lookup, Origin, RunnerEnv, Value as EnvValue, Var};
+use crate::release::flags::{self, Flag, RegisterFlags};
 use crate::release::pod::EnvEdit;
 use crate::release::toml::TomlPatch;
 use crate::spec::EnvConflicts;
@@ -256,6 +257,135 @@ pub fn check_env(
         _ => false,
     };
     Ok(plan)
+}
+
+/// Checks the flags of the register command in the chart's `register-the-runner` script
+/// (`flags`, of ConfigMap `cm`) against the values the patch writes (`writes`): a flag beats the
+/// template like an env var, so one that says otherwise is refused, in every mode
+/// (`envConflicts: replace` edits env entries, never a script). A map flag is merged with the
+/// template's map, and a command runner-patch cannot read is a warning.
+pub fn check_flags(
+    flags: &RegisterFlags,
+    cm: &DocRef,
+    writes: &[Write],
+    mode: EnvConflicts,
+) -> Result<Vec<String>, Error> {
+    let script = flags::SCRIPT_KEY;
+    let flags = match flags {
+        RegisterFlags::NoCommand => return Ok(Vec::new()),
+        RegisterFlags::Unreadable { line, why } => {
+            let mut keys: Vec<&str> = writes
+                .iter()
+                .filter(|w| binding_for(&w.key).is_some())
+                .map(|w| w.key.as_str())
+                .collect();
+            keys.dedup();
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            return Ok(vec![format!(
+                "{cm} data[{script:?}] (script line {line}): runner-patch cannot read the register command offline ({why}); its flags beat the template as env vars do, so check yourself that none sets {}",
+                keys.iter()
+                    .map(|k| format!("runners.{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )]);
+        }
+        RegisterFlags::Read(flags) => flags,
+    };
+    let mut warnings = Vec::new();
+    let mut conflicts = Vec::new();
+    for write in writes {
+        let mut keys: Vec<(&str, EnvKind)> = Vec::new();
+        for key in flags.iter().filter_map(|f| flags::flag_key(&f.name)) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        for (flag_key, kind) in keys {
+            let direct = go_case::equal_fold(&write.key, flag_key);
+            let entry = kind == EnvKind::Map
+                && write.key.len() > flag_key.len()
+                && write.key.is_char_boundary(flag_key.len())
+                && go_case::equal_fold(&write.key[..flag_key.len()], flag_key)
+                && write.key[flag_key.len()..].starts_with('.');
+            if !direct && !entry {
+                continue;
+            }
+            let given: Vec<&Flag> = flags
+                .iter()
+                .filter(|f| flags::flag_key(&f.name).is_some_and(|(k, _)| k == flag_key))
+                .collect();
+            let Some(last) = given.last() else { continue };
+            let shown = given
+                .iter()
+                .map(|f| format!("--{} {:?}", f.name, f.value))
+                .collect::<Vec<_>>()
+                .join(" ");
+            if kind == EnvKind::Map {
+                warnings.push(format!(
+                    "{cm} data[{script:?}] (script line {}): {shown} of the register command is merged with runners.{flag_key} by register, its entries winning over the template's; runner-patch writes runners.{} = {} and does not read the flag's entries",
+                    last.line,
+                    write.key,
+                    show(&write.value),
+                ));
+                continue;
+            }
+            let agrees = match kind {
+                EnvKind::List => {
+                    let wanted: Vec<String> = write
+                        .value
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    given.iter().map(|f| f.value.clone()).collect::<Vec<_>>() == wanted
+                }
+                _ => reads_as(&EnvValue::Literal(last.value.clone()), kind, &write.value),
+            };
+            if !agrees {
+                conflicts.push((
+                    last.line,
+                    format!(
+                        "{shown} of the register command overrides runners.{} = {}, which runner-patch writes (register --template-config prefers command-line flags over the template{})",
+                        write.key,
+                        show(&write.value),
+                        if kind == EnvKind::List {
+                            ", and drops the template's list whole"
+                        } else {
+                            ""
+                        },
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some((line, _)) = conflicts.first() {
+        let advice = match mode {
+            EnvConflicts::Replace => {
+                "spec.envConflicts: replace removes env entries only: runner-patch does not edit the register script; remove the flag (its chart value) or leave the key out of the spec"
+            }
+            EnvConflicts::Refuse => {
+                "remove the flag (its chart value) or leave the key out of the spec"
+            }
+        };
+        return Err(Error::Field {
+            doc: Box::new(cm.clone()),
+            field: format!("data[{script:?}]"),
+            message: format!(
+                "script line {line}: {}; {advice}",
+                conflicts
+                    .iter()
+                    .map(|(_, m)| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        });
+    }
+    Ok(warnings)
 }
 
 /// One env var that register would prefer over what the patch means.
