@@ -1,8 +1,10 @@
 //! ConfigMaps of the stream, looked up by namespace and name: those a runner container reads env
 //! vars from (`envFrom`, `valueFrom.configMapKeyRef`), and those a generated ConfigMap's name could
 //! clash with. Reading the stream parses only the runner's own documents; the other documents
-//! that may be ConfigMaps are kept unparsed and parsed here, and only those whose text contains
-//! the name looked up, so a stream of thousands of ConfigMaps costs nothing until one is named.
+//! that may be ConfigMaps are kept unparsed and parsed here, and only those whose text could
+//! spell the name looked up (see [`could_name`]), so a stream of thousands of ConfigMaps costs
+//! nothing until one is named. The items of a `kind: List` are ConfigMaps of the stream too
+//! (`kubectl apply` creates them).
 
 use std::collections::BTreeMap;
 
@@ -43,25 +45,89 @@ impl StreamConfigMaps<'_, '_> {
         name: &str,
     ) -> Result<Option<FoundConfigMap>, Error> {
         let mut found: Option<(usize, FoundConfigMap)> = None;
+        // Within a document, a later List item wins over an earlier one.
         let mut consider = |pos: usize, value: &Json, doc_ref: &DocRef| {
             if let Some(cm) = configmap_named(value, doc_ref, namespace, name)
-                && found.as_ref().is_none_or(|(p, _)| *p < pos)
+                && found.as_ref().is_none_or(|(p, _)| *p <= pos)
             {
                 found = Some((pos, cm));
             }
         };
         for (&pos, parsed) in self.parsed {
             consider(pos, &parsed.value, &parsed.doc_ref);
+            for item in list_items(&parsed.value) {
+                consider(pos, item, &item_ref(&parsed.doc_ref, item));
+            }
         }
         let finder = memmem::Finder::new(name.as_bytes());
         for (&pos, doc) in self.others {
-            if finder.find(doc.body.as_bytes()).is_none() {
-                continue;
+            let value = match could_name(&finder, doc, name) {
+                Spelling::None => continue,
+                Spelling::Verbatim => locate::parse_doc(doc)?,
+                // A document that only might spell the name and does not parse is no ConfigMap
+                // of that name anyone can apply; a broken unrelated document (a Secret, say)
+                // is not this run's business.
+                Spelling::Indirect => match locate::parse_doc(doc) {
+                    Ok(value) => value,
+                    Err(_) => continue,
+                },
+            };
+            let doc_ref = locate::doc_ref(doc, &value);
+            consider(pos, &value, &doc_ref);
+            for item in list_items(&value) {
+                consider(pos, item, &item_ref(&doc_ref, item));
             }
-            let value = locate::parse_doc(doc)?;
-            consider(pos, &value, &locate::doc_ref(doc, &value));
         }
         Ok(found.map(|(_, cm)| cm))
+    }
+}
+
+/// Whether the text of `doc` could spell `name` (found by `finder`): it contains the name as it
+/// is, or it could spell it some other way. In YAML and JSON only an escape (`\`, in a
+/// double-quoted scalar or a JSON string) writes a character of a name other than as itself;
+/// quoted and plain scalars folded across lines read a line break as a space (or keep it), and a
+/// single-quoted scalar writes `'` as `''`, so a name with whitespace or `'` is looked for in
+/// every document.
+fn could_name(finder: &memmem::Finder<'_>, doc: &Doc<'_>, name: &str) -> Spelling {
+    let body = doc.body.as_bytes();
+    if finder.find(body).is_some() {
+        Spelling::Verbatim
+    } else if memchr::memchr(b'\\', body).is_some()
+        || name.contains(|c: char| c.is_whitespace() || c == '\'')
+    {
+        Spelling::Indirect
+    } else {
+        Spelling::None
+    }
+}
+
+/// How a document's text could spell a name (see [`could_name`]).
+enum Spelling {
+    None,
+    Verbatim,
+    Indirect,
+}
+
+/// An item of the List `list` as a document of its own (the List's position and source).
+fn item_ref(list: &DocRef, item: &Json) -> DocRef {
+    let meta = item.get("metadata");
+    let text = |v: Option<&Json>| v.and_then(Json::as_str).map(str::to_owned);
+    DocRef {
+        kind: text(item.get("kind")).unwrap_or_else(|| "document".into()),
+        namespace: text(meta.and_then(|m| m.get("namespace"))),
+        name: text(meta.and_then(|m| m.get("name"))).unwrap_or_default(),
+        ..list.clone()
+    }
+}
+
+/// The items of a `kind: List` (any `…List`), else nothing.
+fn list_items(value: &Json) -> &[Json] {
+    match value.get("kind").and_then(Json::as_str) {
+        Some(kind) if kind.ends_with("List") => value
+            .get("items")
+            .and_then(Json::as_array)
+            .map_or(&[], Vec::as_slice),
+        _ => &[],
     }
 }
 
@@ -116,5 +182,38 @@ mod tests {
         assert_eq!(x(cms.find(Some("a"), "plain").unwrap()), Some("3".into()));
         // The broken document is parsed only when its name is looked up.
         assert!(cms.find(Some("a"), "other").is_err());
+    }
+
+    #[test]
+    fn finds_list_items_and_names_spelled_with_escapes() {
+        let text = "kind: List\nitems:\n- kind: ConfigMap\n  metadata:\n    name: in-list\n  data:\n    X: \"1\"\n---\nkind: ConfigMap\nmetadata:\n  name: \"esc\\\n    aped\"\ndata:\n  X: \"2\"\n---\n{\"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"j\\u0073on\"}, \"data\": {\"X\": \"3\"}}\n";
+        let split = stream::split(text);
+        let locator = locate::Locator::new(None, false);
+        let others: BTreeMap<usize, Doc<'_>> = split
+            .docs
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, d)| locator.may_be_configmap(d))
+            .collect();
+        assert_eq!(others.len(), 3, "the List is kept for lookups too");
+        let parsed = BTreeMap::new();
+        let cms = StreamConfigMaps {
+            parsed: &parsed,
+            others: &others,
+        };
+        let x = |name: &str| cms.find(None, name).unwrap().map(|c| c.data["X"].clone());
+        assert_eq!(x("in-list"), Some("1".into()));
+        assert_eq!(x("escaped"), Some("2".into()));
+        assert_eq!(x("json"), Some("3".into()));
+        assert_eq!(x("absent"), None);
+        // A broken document that only might spell a name is skipped, not an error.
+        let broken = stream::split("{\"kind\": \"ConfigMap\", \"a\": \"\\n\", ]\n");
+        let others: BTreeMap<usize, Doc<'_>> = broken.docs.iter().copied().enumerate().collect();
+        let cms = StreamConfigMaps {
+            parsed: &parsed,
+            others: &others,
+        };
+        assert!(cms.find(None, "x").unwrap().is_none());
     }
 }

@@ -130,7 +130,8 @@ impl<'s> Locator<'s> {
     pub fn may_be_configmap(&self, doc: &Doc<'_>) -> bool {
         !doc.is_empty()
             && match declared_kind(doc.body) {
-                Some(kind) => kind == "ConfigMap",
+                // A `List` (or `ConfigMapList`) may hold ConfigMaps as items.
+                Some(kind) => kind == "ConfigMap" || kind.ends_with("List"),
                 // JSON, flow style…: only if the word is there (tiny documents stay unrecorded).
                 None => self.configmap_word.find(doc.body.as_bytes()).is_some(),
             }

@@ -2,6 +2,7 @@
 
 pub mod configmaps;
 pub mod env;
+pub mod flags;
 pub mod locate;
 mod patch;
 pub mod pod;

@@ -86,6 +86,23 @@ pub(crate) fn patch(
         TomlSource::Found { doc: Ok(doc), .. } => doc.kubernetes_value(key),
         _ => None,
     };
+    // The template's `executor`: register's when RUNNER_EXECUTOR is unset or empty.
+    let template_executor = match &source {
+        TomlSource::Found { key, doc: Ok(doc) } if through_register => {
+            doc.runner_value("executor").and_then(|(value, line)| {
+                Some(register::TemplateExecutor {
+                    name: value.as_str()?.to_owned(),
+                    configmap: cm.doc_ref.clone(),
+                    key: (*key).to_owned(),
+                    position: line.map(|line| TomlPosition {
+                        line,
+                        stream_line: block_scalar_line(cm_doc, key).map(|l| l + line),
+                    }),
+                })
+            })
+        }
+        _ => None,
+    };
     // The runner container's environment as Kubernetes builds it, which register reads.
     let mut runner_env = match through_register {
         true => Some(RunnerEnv::read(
@@ -119,7 +136,12 @@ pub(crate) fn patch(
         .extend(plan.trust.job_secrets.iter().cloned());
     release_toml.tls_ca_file = plan.trust.tls_ca_file.clone();
     if let Some(env) = &runner_env
-        && let Some(warning) = register::check_executor(env, &deploy.doc_ref, &release_toml)?
+        && let Some(warning) = register::check_executor(
+            env,
+            &deploy.doc_ref,
+            &release_toml,
+            template_executor.as_ref(),
+        )?
     {
         out.warnings.push(warning);
     }
@@ -136,10 +158,26 @@ pub(crate) fn patch(
         None => register::EnvPlan::default(),
     };
     release_toml.pull_policy_from_env = env.pull_policy_from_env;
-    let executor = runner_env.as_ref().and_then(register::executor);
+    // Flags on the register command line beat the template too (chart 0.52).
+    if through_register
+        && let Some(script) = cm
+            .value
+            .pointer(&format!("/data/{}", crate::release::flags::SCRIPT_KEY))
+            .and_then(Value::as_str)
+    {
+        out.warnings.extend(register::check_flags(
+            &crate::release::flags::read(script),
+            &cm.doc_ref,
+            &writes,
+            spec.env_conflicts,
+        )?);
+    }
+    let executor = runner_env.as_ref().and_then(|env| {
+        register::executor(env, template_executor.as_ref().map(|t| t.name.as_str()))
+    });
     let checks = ChartChecks {
         writes: &writes,
-        executor: executor.as_deref(),
+        executor: executor.as_ref(),
     };
     let new_cm = patch_configmap(
         cm,
@@ -427,7 +465,7 @@ fn plan_certificates(
 /// (run by `executor`) will make of it, keys the patch overwrites (`writes`) aside.
 struct ChartChecks<'w> {
     writes: &'w [register::Write],
-    executor: Option<&'w str>,
+    executor: Option<&'w register::Executor>,
 }
 
 impl ChartChecks<'_> {

@@ -434,6 +434,7 @@ fn env_ops(
         e.field = format!("spec.template.spec.containers[{container}].env");
         e
     })?;
+    check_env_references(c, container, existing, edits)?;
     let mut env: Vec<Value> = existing.to_vec();
     let named = |e: &Value, name: &str| e.get("name").and_then(Value::as_str) == Some(name);
     for edit in edits {
@@ -468,6 +469,107 @@ fn env_ops(
         })
     });
     Ok(())
+}
+
+/// Kubernetes expands `$(X)` in an env entry's value (from the entries before it and `envFrom`)
+/// and in the container's `command` and `args` (from its whole environment): removing or
+/// changing env var X would silently change what those say, so such an edit is refused, naming
+/// the entry that refers to X.
+fn check_env_references(
+    c: &Value,
+    container: usize,
+    env: &[Value],
+    edits: &[EnvEdit],
+) -> Result<(), FieldFailure> {
+    let name_of = |e: &Value| e.get("name").and_then(Value::as_str).map(str::to_owned);
+    let edited: Vec<&str> = edits
+        .iter()
+        .map(|e| match e {
+            EnvEdit::Set { name, .. } | EnvEdit::Drop { name } => name.as_str(),
+        })
+        .collect();
+    let container_path = format!("spec.template.spec.containers[{container}]");
+    let refused = |field: String, what: &str, name: &str| FieldFailure {
+        field,
+        message: format!(
+            "{what} refers to $({name}), which Kubernetes expands from env var {name}; spec.envConflicts: replace would {} env {name} and so change {what} too: remove the reference (or write $$({name}) for the literal text), or remove env {name} yourself",
+            match edits
+                .iter()
+                .find(|e| matches!(e, EnvEdit::Drop { name: n } if n == name))
+            {
+                Some(_) => "remove",
+                None => "change",
+            },
+        ),
+    };
+    for (index, entry) in env.iter().enumerate() {
+        let Some(value) = entry.get("value").and_then(Value::as_str) else {
+            continue;
+        };
+        let own = name_of(entry);
+        for name in &edited {
+            // Only a variable defined before this entry is expanded in it; an envFrom value is
+            // left as it is by the edit.
+            let defined_before = env[..index]
+                .iter()
+                .any(|e| name_of(e).as_deref() == Some(*name));
+            if own.as_deref() != Some(*name) && defined_before && refers_to(value, name) {
+                let what = match &own {
+                    Some(own) => format!("env {own}"),
+                    None => format!("env[{index}]"),
+                };
+                return Err(refused(
+                    format!("{container_path}.env[{index}]"),
+                    &what,
+                    name,
+                ));
+            }
+        }
+    }
+    for key in ["command", "args"] {
+        let items = c
+            .get(key)
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        for (index, item) in items.iter().enumerate() {
+            let Some(text) = item.as_str() else { continue };
+            if let Some(name) = edited.iter().find(|name| refers_to(text, name)) {
+                return Err(refused(
+                    format!("{container_path}.{key}[{index}]"),
+                    &format!("{key}[{index}]"),
+                    name,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True when Kubernetes' variable expansion of `text` reads `$(name)` (`$$` escapes a `$`, as in
+/// `k8s.io/kubernetes/third_party/forked/golang/expansion`).
+fn refers_to(text: &str, name: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        match bytes[i + 1] {
+            b'$' => i += 2,
+            b'(' => match text[i + 2..].find(')') {
+                Some(end) => {
+                    if &text[i + 2..i + 2 + end] == name {
+                        return true;
+                    }
+                    i += end + 3;
+                }
+                None => return false,
+            },
+            _ => i += 1,
+        }
+    }
+    false
 }
 
 /// Adds `items` at the end of the list `key` of `parent` (creating it when absent).
@@ -562,6 +664,47 @@ fn pointer_to_field(pointer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_references_are_read_as_kubernetes_expands_them() {
+        assert!(refers_to("runner-$(X)", "X"));
+        assert!(refers_to("$$$(X)", "X"), "an escaped $, then a reference");
+        assert!(!refers_to("$$(X)", "X"), "escaped");
+        assert!(!refers_to("$(XY) $(X", "X"));
+        assert!(!refers_to("$X ${X}", "X"));
+        assert!(refers_to("$(Y)$(X)", "X"));
+        let drop = vec![EnvEdit::Drop { name: "X".into() }];
+        let d = |env: Value, args: Value| json!({"spec": {"template": {"spec": {"containers": [{"name": "r", "env": env, "args": args}]}}}});
+        let apply_drop = |mut deployment: Value| {
+            let patch = PodPatch {
+                env: drop.clone(),
+                ..Default::default()
+            };
+            apply(&mut deployment, 0, &patch)
+        };
+        let err = apply_drop(d(
+            json!([{"name": "X", "value": "a"}, {"name": "N", "value": "r-$(X)"}]),
+            json!([]),
+        ))
+        .unwrap_err();
+        assert_eq!(err.field, "spec.template.spec.containers[0].env[1]");
+        assert!(
+            err.message.starts_with("env N refers to $(X)"),
+            "{}",
+            err.message
+        );
+        // Before X is defined, Kubernetes leaves the reference as it is: nothing changes.
+        assert!(
+            apply_drop(d(
+                json!([{"name": "N", "value": "r-$(X)"}, {"name": "X", "value": "a"}, {"name": "E", "value": "$$(X)"}]),
+                json!([]),
+            ))
+            .unwrap()
+        );
+        let err =
+            apply_drop(d(json!([{"name": "X", "value": "a"}]), json!(["--x=$(X)"]))).unwrap_err();
+        assert_eq!(err.field, "spec.template.spec.containers[0].args[0]");
+    }
 
     fn deployment() -> Value {
         json!({"spec": {"template": {"metadata": {"annotations": {"checksum/configmap": "old"}}, "spec": {

@@ -24,6 +24,7 @@ use toml_edit::{Document, Item, Value};
 
 use crate::error::{DocRef, Error};
 use crate::release::env::{Lookup, Origin, RunnerEnv, Value as EnvValue, Var};
+use crate::release::flags::{self, Flag, RegisterFlags};
 use crate::release::pod::EnvEdit;
 use crate::release::toml::TomlPatch;
 use crate::spec::EnvConflicts;
@@ -258,6 +259,135 @@ pub fn check_env(
     Ok(plan)
 }
 
+/// Checks the flags of the register command in the chart's `register-the-runner` script
+/// (`flags`, of ConfigMap `cm`) against the values the patch writes (`writes`): a flag beats the
+/// template like an env var, so one that says otherwise is refused, in every mode
+/// (`envConflicts: replace` edits env entries, never a script). A map flag is merged with the
+/// template's map, and a command runner-patch cannot read is a warning.
+pub fn check_flags(
+    flags: &RegisterFlags,
+    cm: &DocRef,
+    writes: &[Write],
+    mode: EnvConflicts,
+) -> Result<Vec<String>, Error> {
+    let script = flags::SCRIPT_KEY;
+    let flags = match flags {
+        RegisterFlags::NoCommand => return Ok(Vec::new()),
+        RegisterFlags::Unreadable { line, why } => {
+            let mut keys: Vec<&str> = writes
+                .iter()
+                .filter(|w| binding_for(&w.key).is_some())
+                .map(|w| w.key.as_str())
+                .collect();
+            keys.dedup();
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            return Ok(vec![format!(
+                "{cm} data[{script:?}] (script line {line}): runner-patch cannot read the register command offline ({why}); its flags beat the template as env vars do, so check yourself that none sets {}",
+                keys.iter()
+                    .map(|k| format!("runners.{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )]);
+        }
+        RegisterFlags::Read(flags) => flags,
+    };
+    let mut warnings = Vec::new();
+    let mut conflicts = Vec::new();
+    for write in writes {
+        let mut keys: Vec<(&str, EnvKind)> = Vec::new();
+        for key in flags.iter().filter_map(|f| flags::flag_key(&f.name)) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        for (flag_key, kind) in keys {
+            let direct = go_case::equal_fold(&write.key, flag_key);
+            let entry = kind == EnvKind::Map
+                && write.key.len() > flag_key.len()
+                && write.key.is_char_boundary(flag_key.len())
+                && go_case::equal_fold(&write.key[..flag_key.len()], flag_key)
+                && write.key[flag_key.len()..].starts_with('.');
+            if !direct && !entry {
+                continue;
+            }
+            let given: Vec<&Flag> = flags
+                .iter()
+                .filter(|f| flags::flag_key(&f.name).is_some_and(|(k, _)| k == flag_key))
+                .collect();
+            let Some(last) = given.last() else { continue };
+            let shown = given
+                .iter()
+                .map(|f| format!("--{} {:?}", f.name, f.value))
+                .collect::<Vec<_>>()
+                .join(" ");
+            if kind == EnvKind::Map {
+                warnings.push(format!(
+                    "{cm} data[{script:?}] (script line {}): {shown} of the register command is merged with runners.{flag_key} by register, its entries winning over the template's; runner-patch writes runners.{} = {} and does not read the flag's entries",
+                    last.line,
+                    write.key,
+                    show(&write.value),
+                ));
+                continue;
+            }
+            let agrees = match kind {
+                EnvKind::List => {
+                    let wanted: Vec<String> = write
+                        .value
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    given.iter().map(|f| f.value.clone()).collect::<Vec<_>>() == wanted
+                }
+                _ => reads_as(&EnvValue::Literal(last.value.clone()), kind, &write.value),
+            };
+            if !agrees {
+                conflicts.push((
+                    last.line,
+                    format!(
+                        "{shown} of the register command overrides runners.{} = {}, which runner-patch writes (register --template-config prefers command-line flags over the template{})",
+                        write.key,
+                        show(&write.value),
+                        if kind == EnvKind::List {
+                            ", and drops the template's list whole"
+                        } else {
+                            ""
+                        },
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some((line, _)) = conflicts.first() {
+        let advice = match mode {
+            EnvConflicts::Replace => {
+                "spec.envConflicts: replace removes env entries only: runner-patch does not edit the register script; remove the flag (its chart value) or leave the key out of the spec"
+            }
+            EnvConflicts::Refuse => {
+                "remove the flag (its chart value) or leave the key out of the spec"
+            }
+        };
+        return Err(Error::Field {
+            doc: Box::new(cm.clone()),
+            field: format!("data[{script:?}]"),
+            message: format!(
+                "script line {line}: {}; {advice}",
+                conflicts
+                    .iter()
+                    .map(|(_, m)| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        });
+    }
+    Ok(warnings)
+}
+
 /// One env var that register would prefer over what the patch means.
 struct Conflict {
     field: String,
@@ -472,7 +602,7 @@ fn effective_policies<'e>(
     match env.lookup(name) {
         // An empty value leaves the list empty, and the template fills it.
         Lookup::Set(var) => match &var.value {
-            EnvValue::Literal(text) if text.trim().is_empty() => from_toml(),
+            EnvValue::Literal(text) if text.is_empty() => from_toml(),
             EnvValue::Literal(text) => Effective::Known(Some((env_list(text), Some(var)))),
             EnvValue::Unknown(_) => Effective::Unknown(var),
         },
@@ -519,7 +649,11 @@ fn reads_as(value: &EnvValue, kind: EnvKind, wanted: &Json) -> bool {
         return false;
     };
     match kind {
-        EnvKind::String | EnvKind::Int | EnvKind::Bool | EnvKind::Duration if text.is_empty() => {
+        // Every scalar's and a list's zero value (an empty list, as `effective_policies` and
+        // `pull_policy_from_env` read it too): the template fills it.
+        EnvKind::String | EnvKind::Int | EnvKind::Bool | EnvKind::Duration | EnvKind::List
+            if text.is_empty() =>
+        {
             true
         }
         EnvKind::Bool => match go_bool(text) {
@@ -694,14 +828,62 @@ pub fn job_namespace(
     }
 }
 
+/// The template's `executor` (first `[[runners]]`), where it is: `register` uses it when
+/// `RUNNER_EXECUTOR` is unset or empty (mergo fills a zero value from the template).
+#[derive(Debug, Clone)]
+pub struct TemplateExecutor {
+    pub name: String,
+    /// The runner ConfigMap and its data key.
+    pub configmap: DocRef,
+    pub key: String,
+    pub position: Option<crate::error::TomlPosition>,
+}
+
+/// The executor `register` ends up with, and whether `RUNNER_EXECUTOR` gave it (then the
+/// template's `executor` is ignored) or the template did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executor {
+    pub name: String,
+    pub from_env: bool,
+}
+
+/// The executor `register` uses for the runner container: a non-empty `RUNNER_EXECUTOR`, else
+/// (unset or `""`, the zero value mergo fills) the template's `executor`; `None` when it cannot
+/// be read offline or nothing sets it.
+pub fn executor(env: &RunnerEnv, template: Option<&str>) -> Option<Executor> {
+    let from_template = || {
+        template.filter(|t| !t.is_empty()).map(|t| Executor {
+            name: t.to_owned(),
+            from_env: false,
+        })
+    };
+    match env.lookup(EXECUTOR_ENV) {
+        Lookup::Set(Var {
+            value: EnvValue::Literal(executor),
+            ..
+        }) if !executor.is_empty() => Some(Executor {
+            name: executor.clone(),
+            from_env: true,
+        }),
+        Lookup::Set(Var {
+            value: EnvValue::Literal(_),
+            ..
+        })
+        | Lookup::Unset => from_template(),
+        _ => None,
+    }
+}
+
 /// With an executor other than kubernetes, `register` keeps no `[runners.kubernetes]`: the host
 /// aliases, volumes and pull policies runner-patch writes there would never reach the runner, so
-/// such a release is refused rather than patched for nothing. An executor that cannot be read
-/// offline (a Secret, a ConfigMap not in the stream) is a warning.
+/// such a release is refused rather than patched for nothing. The executor is `RUNNER_EXECUTOR`
+/// unless that is unset or empty, then the template's (see [`executor`]). One that cannot be
+/// read offline (a Secret, a ConfigMap not in the stream) is a warning.
 pub fn check_executor(
     env: &RunnerEnv,
     doc: &DocRef,
     patch: &TomlPatch,
+    template: Option<&TemplateExecutor>,
 ) -> Result<Option<String>, Error> {
     let writes_kubernetes = !patch.host_aliases.is_empty()
         || !patch.config_map_volumes.is_empty()
@@ -726,7 +908,7 @@ pub fn check_executor(
             value: EnvValue::Literal(executor),
             origin,
             via,
-        }) => {
+        }) if !executor.is_empty() => {
             if executor == runner::KUBERNETES_EXECUTOR {
                 return Ok(None);
             }
@@ -763,23 +945,30 @@ pub fn check_executor(
             sources.join(", "),
             runner::KUBERNETES_EXECUTOR,
         ))),
-        _ => Ok(None),
+        // Unset or empty: mergo fills the executor from the template.
+        _ => match template {
+            Some(t) if !t.name.is_empty() && t.name != runner::KUBERNETES_EXECUTOR => {
+                let unset = match env.lookup(EXECUTOR_ENV) {
+                    Lookup::Set(var) => format!("is empty ({})", env.field(&var.origin)),
+                    _ => format!("is not set on {}", env.container_path),
+                };
+                Err(Error::Toml {
+                    doc: Box::new(t.configmap.clone()),
+                    key: t.key.clone(),
+                    toml_path: Some("runners[0].executor".into()),
+                    position: t.position.clone(),
+                    message: format!(
+                        "executor is {:?} and RUNNER_EXECUTOR of {doc} {unset}, so register takes the template's executor: {consequence}",
+                        t.name
+                    ),
+                })
+            }
+            _ => Ok(None),
+        },
     }
 }
 
 const EXECUTOR_ENV: &str = "RUNNER_EXECUTOR";
-
-/// The executor `register` uses for the runner container: its `RUNNER_EXECUTOR` env var, when
-/// it can be read.
-pub fn executor(env: &RunnerEnv) -> Option<String> {
-    match env.lookup(EXECUTOR_ENV) {
-        Lookup::Set(Var {
-            value: EnvValue::Literal(executor),
-            ..
-        }) => Some(executor.clone()),
-        _ => None,
-    }
-}
 
 /// Warnings for keys of the chart's runner TOML that the runner does not know (it ignores them
 /// silently) or cannot read (wrong type, a value outside an enum), matched case-insensitively as
@@ -931,17 +1120,21 @@ fn overwritten(path: &str, writes: &[Write]) -> bool {
     })
 }
 
-/// Warnings for what `register` with `executor` discards from the chart's template TOML.
-pub fn template_warnings(doc: &Document<&str>, executor: Option<&str>) -> Vec<TomlNote> {
-    if executor != Some(runner::KUBERNETES_EXECUTOR) {
+/// Warnings for what `register` with `executor` discards from the chart's template TOML (its
+/// `executor` only when `RUNNER_EXECUTOR` gave the executor: otherwise it is the one used).
+pub fn template_warnings(doc: &Document<&str>, executor: Option<&Executor>) -> Vec<TomlNote> {
+    let Some(executor) = executor.filter(|e| e.name == runner::KUBERNETES_EXECUTOR) else {
         return Vec::new();
-    }
+    };
     let Some(Item::ArrayOfTables(runners)) = doc.get("runners") else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for (i, t) in runners.iter().enumerate() {
         for (key, message) in runner::discarded(t) {
+            if !executor.from_env && go_case::equal_fold(&key, "executor") {
+                continue;
+            }
             let path = format!("runners[{i}].{key}");
             out.push(TomlNote {
                 line: line_of_path(doc, &path),
@@ -1146,6 +1339,14 @@ mod tests {
             ..TomlPatch::default()
         };
         let w = writes(&patch);
+        // An empty list env var is an empty list: the written pull policies apply.
+        let pull = writes(&pull(&["if-not-present"]));
+        for mode in [EnvConflicts::Refuse, EnvConflicts::Replace] {
+            let d = deployment(json!([{"name": "KUBERNETES_PULL_POLICY", "value": ""}]));
+            let plan = check(&d, &pull, mode).unwrap();
+            assert_eq!(plan.edits, [], "{mode:?}");
+            assert!(!plan.pull_policy_from_env);
+        }
         for zero in ["false", "0", "f", "FALSE", ""] {
             let d = deployment(json!([{"name": "KUBERNETES_PRIVILEGED", "value": zero}]));
             assert!(check(&d, &w, EnvConflicts::Refuse).is_ok(), "{zero:?}");
@@ -1380,7 +1581,11 @@ namespace = \"from-spec\"\n",
     fn chart_template_sections_register_discards() {
         let doc = Document::parse("[[runners]]\n  url = \"https://x\"\n  [runners.docker]\n    image = \"a\"\n  [runners.kubernetes]\n    image = \"b\"\n")
             .unwrap();
-        let found = template_warnings(&doc, Some("kubernetes"));
+        let kubernetes = |from_env| Executor {
+            name: "kubernetes".into(),
+            from_env,
+        };
+        let found = template_warnings(&doc, Some(&kubernetes(true)));
         assert_eq!(found.len(), 2, "{found:#?}");
         assert_eq!(found[0].line, Some(2));
         assert!(
@@ -1390,6 +1595,17 @@ namespace = \"from-spec\"\n",
             "{found:#?}"
         );
         assert_eq!(found[1].line, Some(3));
-        assert!(template_warnings(&doc, Some("docker")).is_empty());
+        let docker = Executor {
+            name: "docker".into(),
+            from_env: true,
+        };
+        assert!(template_warnings(&doc, Some(&docker)).is_empty());
+        // From the template, the template's own `executor` is the one used: no warning for it.
+        let doc = Document::parse("[[runners]]\n  executor = \"kubernetes\"\n  [runners.docker]\n")
+            .unwrap();
+        assert_eq!(template_warnings(&doc, Some(&kubernetes(true))).len(), 2);
+        let found = template_warnings(&doc, Some(&kubernetes(false)));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].path.ends_with("docker"), "{found:#?}");
     }
 }

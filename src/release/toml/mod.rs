@@ -244,6 +244,22 @@ impl<'t> RunnerToml<'t> {
         Some(crate::spec::fragment::item_to_json(item))
     }
 
+    /// The value of `key` directly under the first `[[runners]]` (in any key case), as JSON,
+    /// with the line of the whole TOML it is on.
+    pub fn runner_value(&self, key: &str) -> Option<(serde_json::Value, Option<usize>)> {
+        let part = self.head.last()?;
+        let first = part.first_runner_table()?;
+        let found = keys::find(first, key, false)?;
+        let line = first.key(&found).and_then(|k| k.span()).map(|span| {
+            let before = &part.doc.raw().as_bytes()[..span.start.min(part.doc.raw().len())];
+            part.line(1 + memchr::memchr_iter(b'\n', before).count())
+        });
+        Some((
+            crate::spec::fragment::item_to_json(first.get(&found)?),
+            line,
+        ))
+    }
+
     /// Applies `patch` to every `[[runners]]` entry, piece by piece; `inspect` sees each piece
     /// as parsed (with its key positions) before it is edited. With an empty patch the pieces
     /// are only inspected.
