@@ -172,6 +172,19 @@ pub(crate) fn patch(
             spec.env_conflicts,
         )?);
     }
+    // The entrypoint's exports from /secrets beat the template too.
+    if through_register
+        && let Some(script) = cm
+            .value
+            .pointer(&format!("/data/{}", register::ENTRYPOINT_KEY))
+            .and_then(Value::as_str)
+    {
+        out.warnings.extend(register::check_entrypoint_exports(
+            script,
+            &cm.doc_ref,
+            &writes,
+        ));
+    }
     let executor = runner_env.as_ref().and_then(|env| {
         register::executor(env, template_executor.as_ref().map(|t| t.name.as_str()))
     });

@@ -259,6 +259,41 @@ pub fn check_env(
     Ok(plan)
 }
 
+/// The chart's `entrypoint` script exports some env vars from files of the projected `/secrets`
+/// volume before it runs register (`CACHE_S3_ACCESS_KEY`, `GOOGLE_APPLICATION_CREDENTIALS`,
+/// `CACHE_AZURE_ACCOUNT_KEY` …): such a var beats the template like any other env var, but
+/// whether the Secret holds that file cannot be known offline, so a key the patch writes that one
+/// of them sets gets a warning (like an `envFrom` Secret).
+pub fn check_entrypoint_exports(script: &str, cm: &DocRef, writes: &[Write]) -> Vec<String> {
+    let exported: Vec<(usize, &str)> = script
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let rest = line.trim_start().strip_prefix("export ")?.trim_start();
+            let name = &rest[..rest.find('=')?];
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                .then_some((i + 1, name))
+        })
+        .collect();
+    let mut warnings = Vec::new();
+    for write in writes {
+        let Some((binding, _)) = binding_for(&write.key) else {
+            continue;
+        };
+        if let Some((line, name)) = exported.iter().find(|(_, name)| *name == binding.env) {
+            warnings.push(format!(
+                "{cm} data[\"{ENTRYPOINT_KEY}\"] (script line {line}): the entrypoint exports {name} (from a file of the runner's projected /secrets volume, when it is there) before register, which prefers it over the runners.{} that runner-patch writes; runner-patch cannot tell offline whether the Secret holds that file",
+                write.key,
+            ));
+        }
+    }
+    warnings
+}
+
+/// The ConfigMap key of the chart's entrypoint script.
+pub const ENTRYPOINT_KEY: &str = "entrypoint";
+
 /// Checks the flags of the register command in the chart's `register-the-runner` script
 /// (`flags`, of ConfigMap `cm`) against the values the patch writes (`writes`): a flag beats the
 /// template like an env var, so one that says otherwise is refused, in every mode
