@@ -236,8 +236,14 @@ mod tests {
             "[[runners]]\n  kubernetes.volumes.\"ſecret\" = [{ name = \"x\", mount_path = \"/e\" }]\n",
         ] {
             let err = apply(chart, &patch).unwrap_err();
-            assert!(err.message.starts_with("the patch gives"), "{chart}: {err:?}");
-            assert!(err.message.contains("config_map volume the patch writes"), "{err:?}");
+            assert!(
+                err.message.starts_with("the patch gives"),
+                "{chart}: {err:?}"
+            );
+            assert!(
+                err.message.contains("config_map volume the patch writes"),
+                "{err:?}"
+            );
             assert!(err.line.is_some(), "{chart}: {err:?}");
         }
     }
@@ -256,7 +262,10 @@ mod tests {
             &pull,
         )
         .unwrap_err();
-        assert!(err.message.starts_with("the chart's TOML already gives"), "{err:?}");
+        assert!(
+            err.message.starts_with("the chart's TOML already gives"),
+            "{err:?}"
+        );
         assert!(
             err.message.contains("secret volume at TOML line 3")
                 && err.message.contains("host_path volume at TOML line 6"),
