@@ -18,6 +18,7 @@ mod indent;
 mod keys;
 mod merge;
 mod node;
+mod pod_volumes;
 mod pull_policy;
 mod volumes;
 
@@ -433,6 +434,8 @@ fn apply_piece(
         first_runner,
         ..
     } = *place;
+    let chart_volumes =
+        pod_volumes::of_document(spanned.as_table(), Some(piece), first_line, first_runner);
     let mut doc = spanned.into_mut();
     let shift = |mut f: TomlFailure| {
         f.line = f.line.map(|l| l + first_line - 1);
@@ -459,6 +462,8 @@ fn apply_piece(
         let mut runner = runners.get_mut(i).expect("in range");
         patch_runner(&mut runner, patch, first_runner + i, warnings).map_err(shift)?;
     }
+    let volumes = pod_volumes::of_document(doc.as_table(), None, first_line, first_runner);
+    pod_volumes::check_unique(&chart_volumes, &volumes, patch)?;
     if spelled_twice {
         keys::check_spellings(doc.as_table(), "", first_line, first_runner).map_err(|f| {
             TomlFailure {

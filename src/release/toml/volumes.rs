@@ -8,18 +8,8 @@ use super::TomlFailure;
 use super::indent::Indent;
 use super::indent::indent_key;
 use super::node::{Node, inline_value, same_value};
+use super::pod_volumes::VOLUME_KINDS;
 use crate::spec::ConfigMapVolume;
-
-/// Volume kinds under `[runners.kubernetes.volumes]`; names must be unique across all of them.
-const VOLUME_KINDS: [&str; 7] = [
-    "host_path",
-    "pvc",
-    "config_map",
-    "secret",
-    "empty_dir",
-    "csi",
-    "nfs",
-];
 
 /// Merges `volumes` into the `target` kind (`config_map` or `secret`).
 pub(super) fn merge(
@@ -60,6 +50,7 @@ pub(super) fn merge(
             Some(i) => {
                 let mut entry = list.get_mut(i).expect("in range");
                 let ind = entry.indent(&entry_indent);
+                drop_keys_the_spec_leaves_out(&mut entry, v);
                 fill(&mut entry, v, &ind);
             }
             None => {
@@ -127,6 +118,25 @@ fn check_clashes(
         }
     }
     Ok(())
+}
+
+/// The spec's entry defines the volume, as a `runnerToml` entry of that name does: a key of the
+/// chart's entry the spec does not set (`items`, `read_only`, `sub_path`, anything else) is
+/// removed, so that the same intent gives the same volume whichever field says it.
+fn drop_keys_the_spec_leaves_out(entry: &mut Node<'_>, v: &ConfigMapVolume) {
+    let mut wanted = vec!["name", "mount_path"];
+    wanted.extend(v.sub_path.as_ref().map(|_| "sub_path"));
+    wanted.extend(v.read_only.map(|_| "read_only"));
+    wanted.extend(v.items.as_ref().map(|_| "items"));
+    let stale: Vec<String> = entry
+        .like()
+        .iter()
+        .filter(|(key, _)| !wanted.iter().any(|w| super::keys::same_field(key, w)))
+        .map(|(key, _)| key.to_owned())
+        .collect();
+    for key in stale {
+        entry.remove(&key);
+    }
 }
 
 /// Writes the spec's fields into a volume entry (the spec is the desired state).
