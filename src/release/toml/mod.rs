@@ -476,12 +476,18 @@ fn apply_piece(
             }
         })?;
     }
-    let out = chunks::keep_header_spellings(piece, &doc.to_string());
+    let mut out = chunks::keep_header_spellings(piece, &doc.to_string());
+    // A TOML written with CRLF line ends (possible in a double-quoted YAML scalar) keeps them:
+    // new lines get them too, so every untouched line keeps its bytes.
+    let lines = piece.matches('\n').count();
+    if lines > 0 && piece.matches("\r\n").count() == lines {
+        out = out.replace("\r\n", "\n").replace('\n', "\r\n");
+    }
     // toml_edit always ends with a newline; keep the YAML scalar's chomping (`|-` has none).
     let out = if piece.ends_with('\n') {
         out
     } else {
-        out.trim_end_matches('\n').to_owned()
+        out.trim_end_matches(['\r', '\n']).to_owned()
     };
     Ok((out != piece).then_some(out))
 }
