@@ -71,10 +71,29 @@ fn without_removed_env(before: &str, after: &str) -> String {
     out
 }
 
+/// The header line of a block scalar that ends `text` without a line break, and that line with
+/// strip chomping: when lines are added after such a scalar, its header becomes `|-` so that it
+/// keeps its value (review1 finding 4). The only other line allowed to change.
+fn strip_chomped_header(text: &str) -> Option<(usize, String)> {
+    let header = runner_patch::manifest::yaml::strip_chomping_at_end_of_input(text)?;
+    let stripped = [&text[..header.start], "-", &text[header.end..]].concat();
+    let index = text[..header.start].matches('\n').count();
+    Some((index, stripped.lines().nth(index)?.to_owned()))
+}
+
 /// Every line of `before` (but the checksum line) appears in `after`, in order.
 fn keeps_every_line(before: &str, after: &str) -> Result<(), String> {
+    let stripped = strip_chomped_header(before);
     let mut rest = after.lines();
     for (i, line) in before.lines().enumerate() {
+        if let Some((at, header)) = &stripped
+            && *at == i
+        {
+            if !rest.any(|l| l == line || l == header) {
+                return Err(format!("input line {} {line:?} is missing or moved", i + 1));
+            }
+            continue;
+        }
         if is_checksum_line(line) {
             continue;
         }
@@ -287,4 +306,6 @@ fn the_property_notices_a_lost_line() {
     assert!(keeps_every_line("  checksum/configmap: x\n", "  checksum/configmap: y\n").is_ok());
     assert!(keeps_every_line("  hostAliases: null\n", "  hostAliases:\n  - ip: x\n").is_ok());
     assert!(keeps_every_line("  hostAliases: null\n", "  other:\n").is_err());
+    assert!(keeps_every_line("a: |\n  x", "a: |-\n  x\nb: 1").is_ok());
+    assert!(keeps_every_line("a: |\n  x\n", "a: |-\n  x\nb: 1\n").is_err());
 }

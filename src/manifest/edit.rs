@@ -70,6 +70,7 @@ fn rewrite_with(
         style: tree.style,
         block_strings,
         splices: Vec::new(),
+        stripped_at_end_of_input: false,
     };
     let mut path = Vec::new();
     editor.diff(&tree.root, old, new, Place::Root, &mut path)?;
@@ -519,6 +520,9 @@ struct Editor<'t> {
     /// Write every replaced string in block context as a literal block (see [`rewrite_with`]).
     block_strings: bool,
     splices: Vec<Splice>,
+    /// The header of a block scalar ending the text without a line break is already given strip
+    /// chomping (see [`Editor::insert_lines`]).
+    stripped_at_end_of_input: bool,
 }
 
 impl Editor<'_> {
@@ -1198,6 +1202,19 @@ impl Editor<'_> {
         let at = self.past_deeper_comments(line_end(self.text, after), col);
         let mut text = lines.join("\n");
         if at == self.text.len() && !self.text.ends_with('\n') {
+            // The last line gains a line break. When it is the last content line of a block
+            // scalar, that break would become part of the value (`k: |⏎  keep` reads as "keep",
+            // YAML 1.2 `b-chomped-last`; with a line break and more lines after it, as "keep\n").
+            // Its header gets strip chomping (`|` → `|-`, `|+` → `|-`), which reads as "keep"
+            // either way: one byte in the header the edit already borders, where moving the new
+            // lines before the scalar's key would reorder the document, and a refusal would turn
+            // away a stream that only lacks a final newline.
+            if !self.stripped_at_end_of_input {
+                self.stripped_at_end_of_input = true;
+                if let Some(header) = yaml::strip_chomping_at_end_of_input(self.text) {
+                    self.splice(header.start, header.end, "-".into());
+                }
+            }
             text.insert(0, '\n');
         } else {
             text.push('\n');
@@ -1372,12 +1389,17 @@ fn keeps_trailing_lines(text: &str, indicator: usize) -> bool {
 /// The end of the blank lines that follow a block scalar's last content line (ending at
 /// `content_end`): up to the first line that holds anything, a comment included (a comment line
 /// ends a block scalar's trailing lines). Whitespace deeper than the content is content, so
-/// every line skipped here is one of the scalar's kept line breaks.
+/// every line skipped here is one of the scalar's kept line breaks. A last line of spaces with
+/// no line break (the end of input) holds no line break to keep: new lines go before it, so that
+/// it stays without one and the value stays as it was.
 fn kept_lines_end(text: &str, content_end: usize) -> usize {
     let mut trail_end = content_end;
     let mut at = line_end(text, content_end);
     while at < text.len() {
         let next = line_end(text, at);
+        if !text[at..next].ends_with('\n') {
+            break;
+        }
         let line = text[at..next].trim_end_matches(['\n', '\r']);
         if !line.bytes().all(|b| b == b' ' || b == b'\t') {
             break;
@@ -1799,6 +1821,81 @@ mod tests {
             edit(body, add),
             format!("spec:\n  s: |\n    echo\n{alias}\nother: 1\n")
         );
+    }
+
+    /// A stream without a final newline that ends inside a block scalar's last line (review1
+    /// finding 4): the scalar reads without a final line break (YAML 1.2 `b-chomped-last`, as
+    /// PyYAML and go-yaml read it), and still does once lines are added after it — its header
+    /// gets strip chomping. Nothing else changes.
+    #[test]
+    fn a_block_scalar_ending_the_input_keeps_its_value_when_lines_follow_it() {
+        let add = |v: &mut Value| {
+            v["spec"]["hostAliases"] = json!([{"ip": "10.0.0.1", "hostnames": ["a"]}])
+        };
+        let alias = "  hostAliases:\n  - ip: \"10.0.0.1\"\n    hostnames:\n    - a";
+        for (header, stripped) in [
+            ("|", "|-"),
+            (">", ">-"),
+            ("|+", "|-"),
+            ("|2", "|2-"),
+            ("|-", "|-"),
+        ] {
+            let body = format!("spec:\n  a: 1\n  n:\n    s: {header}\n      keep");
+            assert_eq!(
+                yaml::parse(&body).unwrap()["spec"]["n"]["s"],
+                "keep",
+                "{header}"
+            );
+            assert_eq!(
+                edit(&body, add),
+                format!("spec:\n  a: 1\n  n:\n    s: {stripped}\n      keep\n{alias}"),
+                "{header}"
+            );
+        }
+        // Spaces deeper than the content are content: the scalar ends the input.
+        let body = "spec:\n  s: |+\n    keep\n\n      ";
+        assert_eq!(yaml::parse(body).unwrap()["spec"]["s"], "keep\n\n  ");
+        assert_eq!(
+            edit(body, add),
+            format!("spec:\n  s: |-\n    keep\n\n      \n{alias}")
+        );
+        // Two additions at the end of input change the header once.
+        let out = edit("spec:\n  s: |\n    keep", |v| {
+            v["spec"]["hostAliases"] = json!([]);
+            v["spec"]["b"] = json!(1);
+        });
+        assert_eq!(out, "spec:\n  s: |-\n    keep\n  hostAliases: []\n  b: 1");
+        // With a final newline nothing is stripped.
+        let body = "spec:\n  s: |\n    keep\n";
+        assert_eq!(
+            edit(body, add),
+            format!("spec:\n  s: |\n    keep\n{alias}\n")
+        );
+    }
+
+    /// A keep block followed by a last line of spaces without a line break (review1 finding 7a):
+    /// that line holds no line break of the value, so new lines go before it and it stays last.
+    #[test]
+    fn a_keep_block_before_a_last_line_of_spaces_grows_before_that_line() {
+        let add = |v: &mut Value| {
+            v["spec"]["hostAliases"] = json!([{"ip": "10.0.0.1", "hostnames": ["a"]}])
+        };
+        let alias = "  hostAliases:\n  - ip: \"10.0.0.1\"\n    hostnames:\n    - a\n";
+        for (tail, value) in [
+            ("\n\n  ", "keep\n\n"),
+            ("\n  ", "keep\n"),
+            ("\n\n    ", "keep\n\n"),
+        ] {
+            let body = format!("spec:\n  s: |+\n    keep{tail}");
+            assert_eq!(yaml::parse(&body).unwrap()["spec"]["s"], value, "{tail:?}");
+            let spaces = &tail[tail.rfind('\n').unwrap() + 1..];
+            let kept = &tail[..=tail.rfind('\n').unwrap()];
+            assert_eq!(
+                edit(&body, add),
+                format!("spec:\n  s: |+\n    keep{kept}{alias}{spaces}"),
+                "{tail:?}"
+            );
+        }
     }
 
     #[test]

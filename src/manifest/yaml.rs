@@ -16,7 +16,7 @@ use serde_saphyr::budget::BudgetBreach;
 
 /// Parses one YAML document into a JSON value the way Helm's Go readers would.
 pub fn parse(text: &str) -> Result<Value, serde_saphyr::Error> {
-    serde_saphyr::from_str_with_options(text, read_options())
+    parse_as(text)
 }
 
 /// Like [`parse`], refusing a document of more than `max_nodes` nodes (collections and scalars,
@@ -33,7 +33,103 @@ pub fn parse_with_node_limit(text: &str, max_nodes: usize) -> Result<Value, serd
 
 /// Parses YAML, with budgets, into any deserializable type (used for the spec file).
 pub fn parse_as<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
-    serde_saphyr::from_str_with_options(text, read_options())
+    match strip_chomping_at_end_of_input(text) {
+        Some(header) => {
+            let fixed = [&text[..header.start], "-", &text[header.end..]].concat();
+            serde_saphyr::from_str_with_options(&fixed, read_options())
+        }
+        None => serde_saphyr::from_str_with_options(text, read_options()),
+    }
+}
+
+/// When `text` ends inside the last content line of a block scalar (`|`, `>`, `|+`… and no line
+/// break at the end of input): the bytes of its header that, replaced with `-`, make the text read
+/// as YAML says it reads (`|` → `|-`, `|+` → `|-`, `>2` → `>2-`); `None` otherwise.
+///
+/// YAML 1.2 §8.1.1.2 (`b-chomped-last`): the end of input ends such a scalar's last line without
+/// a line break, so `k: |⏎  keep` reads as "keep" whatever its chomping — as PyYAML, go-yaml v2
+/// and yaml.v3 read it. granit-parser reads the end of input as a line break ("keep\n"). The same
+/// scalar with strip chomping (`|-`) reads as "keep" in every reader, granit-parser included, so
+/// the text is parsed with that indicator instead. Only the last line of the last document of a
+/// stream without a final newline can be in this state, so the events are walked only then.
+pub fn strip_chomping_at_end_of_input(text: &str) -> Option<std::ops::Range<usize>> {
+    use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+    let last_line = &text[text.rfind('\n').map_or(0, |i| i + 1)..];
+    if last_line.is_empty() {
+        return None;
+    }
+    // The last node of the text, when it is a block scalar: its content span, and the end of
+    // the token before it (end events carry no text of their own and are skipped).
+    let (mut prev_end, mut block) = (0, None);
+    for item in Parser::new_from_str(text) {
+        let (event, span) = item.ok()?;
+        if matches!(
+            event,
+            Event::MappingEnd | Event::SequenceEnd | Event::DocumentEnd | Event::StreamEnd
+        ) {
+            continue;
+        }
+        let (Some(s), Some(e)) = (span.start.byte_offset(), span.end.byte_offset()) else {
+            return None;
+        };
+        block = match event {
+            Event::Scalar(_, ScalarStyle::Literal | ScalarStyle::Folded, ..) => {
+                Some((prev_end, s, e))
+            }
+            _ => None,
+        };
+        if block.is_none() {
+            prev_end = prev_end.max(e);
+        }
+    }
+    let (from, content_start, span_end) = block?;
+    if span_end < text.len() {
+        return None;
+    }
+    // The `|`/`>` indicator: after the previous token, past `:`/`-`/`?`, comments, an anchor or
+    // a tag (the content itself starts on a later line).
+    let bytes = text.as_bytes();
+    let mut i = from;
+    while i < content_start {
+        match bytes[i] {
+            b' ' | b'\t' | b'\r' | b'\n' | b':' | b'-' | b'?' => i += 1,
+            b'#' => i += text[i..].find('\n').map_or(text.len() - i, |n| n + 1),
+            b'&' | b'!' => {
+                while i < content_start && !matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n') {
+                    i += 1;
+                }
+            }
+            _ => break,
+        }
+    }
+    if !matches!(bytes.get(i), Some(b'|' | b'>')) {
+        return None;
+    }
+    // A last line of spaces is content only deeper than the content's indentation (that of its
+    // first non-blank line; an explicit indentation digit is not looked at); no deeper, it is a
+    // trailing blank line and holds no line break either.
+    if last_line.bytes().all(|b| b == b' ') {
+        let header_end = text[i..].find('\n').map_or(text.len(), |n| i + n + 1);
+        let indent = text[header_end..]
+            .split('\n')
+            .find(|l| !l.trim().is_empty())
+            .map_or(usize::MAX, |l| l.len() - l.trim_start_matches(' ').len());
+        if last_line.len() <= indent {
+            return None;
+        }
+    }
+    // The chomping indicator (`+`, or `-` already) follows `|`/`>` or its indentation digit;
+    // a clip header has none, and `-` goes after the digit.
+    let header = &bytes[i + 1..];
+    let run = header
+        .iter()
+        .take_while(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-'))
+        .count();
+    match header[..run].iter().position(|&b| matches!(b, b'+' | b'-')) {
+        Some(p) if header[p] == b'-' => None,
+        Some(p) => Some(i + 1 + p..i + 2 + p),
+        None => Some(i + 1 + run..i + 1 + run),
+    }
 }
 
 /// A parse error's message and 1-based line, without the source snippet (which could quote a Secret).
@@ -246,5 +342,51 @@ mod tests {
     #[test]
     fn reads_octal_like_go_yaml_v2() {
         assert_eq!(parse("m: 0644\n").unwrap(), json!({"m": 420}));
+    }
+}
+
+#[cfg(test)]
+mod end_of_input_tests {
+    use super::*;
+
+    #[test]
+    fn a_block_scalar_ending_the_input_without_a_line_break_reads_without_one() {
+        for (text, fixed, value) in [
+            ("a: |\n  keep", "a: |-\n  keep", "keep"),
+            ("a: >\n  one\n  two", "a: >-\n  one\n  two", "one two"),
+            ("a: |+\n  keep", "a: |-\n  keep", "keep"),
+            ("a: |2\n   keep", "a: |2-\n   keep", " keep"),
+            ("a: >+2 # c |\n   keep", "a: >-2 # c |\n   keep", " keep"),
+            (
+                "b: 1\na: &x !!str | # c\n  one\n\n  keep",
+                "b: 1\na: &x !!str |- # c\n  one\n\n  keep",
+                "one\n\nkeep",
+            ),
+            ("l:\n- x\n- |\n  keep", "l:\n- x\n- |-\n  keep", ""),
+            ("--- |\n  keep", "--- |-\n  keep", ""),
+            (
+                "a: |+\n  keep\n\n     ",
+                "a: |-\n  keep\n\n     ",
+                "keep\n\n   ",
+            ),
+        ] {
+            let header = strip_chomping_at_end_of_input(text).expect(text);
+            let fixed_text = [&text[..header.start], "-", &text[header.end..]].concat();
+            assert_eq!(fixed_text, fixed, "{text:?}");
+            if !value.is_empty() {
+                assert_eq!(parse(text).unwrap()["a"], value, "{text:?}");
+            }
+        }
+        for text in [
+            "a: |\n  keep\n",
+            "a: |+\n  keep\n\n  ",
+            "a: |+\n  keep\n\n \t",
+            "a: |\n  keep\n# c",
+            "a: |\n  keep\nb: x",
+            "a: |-\n  keep",
+            "a: \"|\"\nb: x",
+        ] {
+            assert_eq!(strip_chomping_at_end_of_input(text), None, "{text:?}");
+        }
     }
 }
