@@ -28,17 +28,26 @@ pub fn parse_with_node_limit(text: &str, max_nodes: usize) -> Result<Value, serd
     if let Some(budget) = options.budget.as_mut() {
         budget.max_nodes = max_nodes;
     }
-    serde_saphyr::from_str_with_options(text, options)
+    parse_with(text, options)
 }
 
 /// Parses YAML, with budgets, into any deserializable type (used for the spec file).
 pub fn parse_as<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
+    parse_with(text, read_options())
+}
+
+/// Every parse goes through here, so that a block scalar ending the input reads as YAML says
+/// (see [`strip_chomping_at_end_of_input`]) whichever budget applies.
+fn parse_with<T: serde::de::DeserializeOwned>(
+    text: &str,
+    options: serde_saphyr::Options,
+) -> Result<T, serde_saphyr::Error> {
     match strip_chomping_at_end_of_input(text) {
         Some(header) => {
             let fixed = [&text[..header.start], "-", &text[header.end..]].concat();
-            serde_saphyr::from_str_with_options(&fixed, read_options())
+            serde_saphyr::from_str_with_options(&fixed, options)
         }
-        None => serde_saphyr::from_str_with_options(text, read_options()),
+        None => serde_saphyr::from_str_with_options(text, options),
     }
 }
 

@@ -129,11 +129,14 @@ pub fn read(script: &str) -> RegisterFlags {
             Some((name, value)) => (name, Some(value.to_owned())),
             None => (flag, None),
         };
-        if flag_key(name).is_none() {
+        let Some((_, kind)) = flag_key(name) else {
             continue;
-        }
+        };
         let value = match value {
             Some(v) => v,
+            // A bool flag (urfave/cli) never takes the next word: `--kubernetes-privileged
+            // --env …` sets it to true and leaves `--env` a flag of its own.
+            None if kind == EnvKind::Bool => "true".to_owned(),
             None => match rest.next() {
                 Some((v, _)) => v.clone(),
                 None => {
@@ -283,6 +286,14 @@ mod tests {
             ])
         );
         assert_eq!(read("echo hi\n"), RegisterFlags::NoCommand);
+        // A bool flag takes no separate value: the next flag is read as a flag.
+        assert_eq!(
+            read("/entrypoint register --kubernetes-privileged --env A=1\n"),
+            RegisterFlags::Read(vec![
+                flag("kubernetes-privileged", "true", 1),
+                flag("env", "A=1", 1),
+            ])
+        );
         let unreadable =
             read("/entrypoint register \\\n  --env \"$PROXY\" \\\n  --non-interactive\n");
         assert!(
