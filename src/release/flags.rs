@@ -81,10 +81,22 @@ pub fn read(script: &str) -> RegisterFlags {
     let mut start = None;
     for (i, line) in lines.iter().enumerate() {
         if start.is_none() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let is_register = words.windows(2).any(|w| {
-                (w[0].ends_with("/entrypoint") || w[0] == "gitlab-runner") && w[1] == "register"
-            });
+            // `/entrypoint register`, `"/entrypoint" register`, `/usr/bin/gitlab-runner register`,
+            // and the program at the end of a line continued by `register`.
+            let program = |w: &str| {
+                let w = w.trim_matches(['"', '\'']);
+                w.ends_with("/entrypoint") || w == "gitlab-runner" || w.ends_with("/gitlab-runner")
+            };
+            let mut words: Vec<&str> = line.split_whitespace().collect();
+            if words.last() == Some(&"\\")
+                && let Some(next) = lines.get(i + 1)
+            {
+                words.pop();
+                words.extend(next.split_whitespace().take(1));
+            }
+            let is_register = words
+                .windows(2)
+                .any(|w| program(w[0]) && w[1].trim_matches(['"', '\'']) == "register");
             if !is_register {
                 continue;
             }
@@ -286,6 +298,21 @@ mod tests {
             ])
         );
         assert_eq!(read("echo hi\n"), RegisterFlags::NoCommand);
+        // Other spellings of the program and a continued line before `register`.
+        for script in [
+            "\"/entrypoint\" register --env A=1\n",
+            "/usr/bin/gitlab-runner register --env A=1\n",
+            "/entrypoint \\\n  register --env A=1\n",
+        ] {
+            let RegisterFlags::Read(flags) = read(script) else {
+                panic!("{script:?} not read")
+            };
+            assert_eq!(flags.len(), 1, "{script:?}");
+            assert_eq!(
+                (flags[0].name.as_str(), flags[0].value.as_str()),
+                ("env", "A=1")
+            );
+        }
         // A bool flag takes no separate value: the next flag is read as a flag.
         assert_eq!(
             read("/entrypoint register --kubernetes-privileged --env A=1\n"),
