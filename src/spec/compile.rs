@@ -11,7 +11,7 @@ use crate::error::SpecProblem;
 use crate::spec::fragment::Fragment;
 use crate::spec::{
     ApplyTo, Certificate, ConfigMapVolume, EnvConflicts, OneOrMany, RunnerPatchSpec, Selector,
-    runner, validate,
+    go_case, runner, validate,
 };
 
 /// A pull policy in the runner's vocabulary.
@@ -173,6 +173,28 @@ pub fn compile(spec: RunnerPatchSpec, root: &str) -> Result<CompiledPatch, Vec<S
             }
         });
     if let Some(fragment) = &fragment {
+        // Job-pod volumes of the fragment follow the rules of configMapVolumes.
+        for (key, value) in fragment.values() {
+            let Some((section, kind)) = key.rsplit_once('.') else {
+                continue;
+            };
+            if !go_case::equal_fold(section, "kubernetes.volumes") {
+                continue;
+            }
+            for (i, entry) in value.as_array().into_iter().flatten().enumerate() {
+                let name = entry.as_object().and_then(|o| {
+                    o.iter()
+                        .find(|(k, _)| go_case::equal_fold(k, "name"))
+                        .and_then(|(_, v)| v.as_str())
+                });
+                if let Some(Err(why)) = name.map(validate::job_volume_name) {
+                    problem(
+                        format!("{root}.runnerToml"),
+                        format!("runners.kubernetes.volumes.{kind}[{i}].name: {why}"),
+                    );
+                }
+            }
+        }
         for (spec_field, toml_key, wanted) in [
             ("pullPolicy", "pull_policy", &pull_policy),
             (
@@ -440,5 +462,33 @@ mod tests {
         .unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:#?}");
         assert!(problems.iter().all(|p| p.path == "spec.runnerToml"));
+    }
+
+    /// Job-pod volumes in `runnerToml` follow the rules of `configMapVolumes`: a DNS label, not
+    /// one of the executor's own volume names.
+    #[test]
+    fn runner_toml_volume_names_are_checked_like_config_map_volumes() {
+        let problems = compile(
+            RunnerPatchSpec {
+                runner_toml: Some(
+                    "[[runners.kubernetes.volumes.config_map]]\nname = \"scripts\"\nmount_path = \"/x\"\n[[runners.kubernetes.volumes.empty_dir]]\nname = \"Build_Settings\"\nmount_path = \"/y\"\n[[runners.kubernetes.volumes.empty_dir]]\nname = \"fine\"\nmount_path = \"/z\"\n"
+                        .into(),
+                ),
+                ..spec()
+            },
+            "spec",
+        )
+        .unwrap_err();
+        let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(messages.len(), 2, "{messages:#?}");
+        assert!(
+            messages[0].starts_with(
+                "runners.kubernetes.volumes.config_map[0].name: \"scripts\" is reserved"
+            )
+        );
+        assert!(
+            messages[1]
+                .starts_with("runners.kubernetes.volumes.empty_dir[0].name: \"Build_Settings\"")
+        );
     }
 }

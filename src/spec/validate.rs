@@ -46,6 +46,15 @@ pub fn dns_subdomain(value: &str) -> Result<(), String> {
 }
 
 /// DNS-1123 label: what Kubernetes requires of volume names (and so of the runner's ConfigMap names).
+/// A job-pod volume name: a DNS label the Kubernetes executor does not use for its own volumes.
+pub fn job_volume_name(name: &str) -> Result<(), String> {
+    dns_label(name)?;
+    if RESERVED_VOLUME_NAMES.contains(&name) {
+        return Err(format!("{name:?} is reserved by the Kubernetes executor"));
+    }
+    Ok(())
+}
+
 pub fn dns_label(value: &str) -> Result<(), String> {
     let fail = |why: String| {
         Err(format!(
@@ -177,17 +186,7 @@ pub fn spec(spec: &RunnerPatchSpec, root: &str) -> Vec<SpecProblem> {
     let mut paths = BTreeMap::new();
     for (i, v) in spec.config_map_volumes.iter().enumerate() {
         let base = format!("{root}.configMapVolumes[{i}]");
-        let name_check = dns_label(&v.name).and_then(|()| {
-            if RESERVED_VOLUME_NAMES.contains(&v.name.as_str()) {
-                Err(format!(
-                    "{:?} is reserved by the Kubernetes executor",
-                    v.name
-                ))
-            } else {
-                Ok(())
-            }
-        });
-        push(format!("{base}.name"), name_check);
+        push(format!("{base}.name"), job_volume_name(&v.name));
         if let Some(prev) = names.insert(v.name.as_str(), i) {
             push(
                 format!("{base}.name"),
